@@ -1,0 +1,339 @@
+"""Benchmark mockllm against raw-asyncio baselines, in one run, and print one table.
+
+(a) events/s of one server process streaming with zero delay: mockllm vs the ``zero-delay``
+    baseline (the ceiling of a Python asyncio server), and vs aimock's 84,000 events/s.
+(b) TTFT and ITL seen by clients at 100, 500 and 1000 concurrent streams (TTFT 200 ms, ITL 50 ms,
+    100 tokens): mockllm beside the ``deadline`` baseline, with pass/fail of the targets.
+
+Each server runs pinned to CPU 0 and each load client (bench._client) in its own process pinned
+to CPU 1, so neither steals the other's core.  Both servers of a part stay up during that part
+and are measured alternately, so slow drifts of a shared machine hit both alike.
+
+    python -m bench.bench_mockllm [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._client import available_cpus, percentiles, pin_to_cpu, raise_nofile_limit
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_CPU, CLIENT_CPU = 0, 1
+AIMOCK_EVENTS_PER_S = 84_000
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+CLIENT_SLACK_S = 30.0  # beyond the longest a client run should take
+_SUSPICIOUS = re.compile(r"error|exception|traceback|reset|refused|warn|timeout", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run; ``--quick`` swaps in a smaller one for smoke tests."""
+
+    conns: int = 50
+    seconds: float = 5.0
+    repeats: int = 3
+    zero_tokens: int = 200
+    levels: tuple[int, ...] = (100, 500, 1000)
+    tokens: int = 100
+    ttft_ms: int = 200
+    itl_ms: int = 50
+
+
+QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20)
+
+
+class Server:
+    """A server subprocess pinned to the server core, ready once it prints its URL."""
+
+    def __init__(self, name: str, argv: list[str], logdir: Path) -> None:
+        self.name = name
+        self.url = ""
+        self._out = logdir / f"{name}.stdout"
+        self._err = logdir / f"{name}.stderr"
+        with self._out.open("wb") as out, self._err.open("wb") as err:
+            # Logs go to files: a server that prints per request must never block on a pipe.
+            self._proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err)
+        pin_to_cpu(self._proc.pid, SERVER_CPU)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for line in self._out.read_text(errors="replace").splitlines():
+                if "listening on http://" in line:
+                    self.url = f"http://127.0.0.1:{int(line.rsplit(':', 1)[1])}"
+                    return
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early: {self._tail(self._err)}")
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} not ready after {START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> list[str]:
+        """Stop the server and return what in its logs deserves a look."""
+        notes = []
+        if self._proc.poll() is not None:
+            notes.append(f"exited by itself with code {self._proc.returncode} during the run")
+        else:
+            self._proc.terminate()
+            try:
+                self._proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+                notes.append("ignored SIGTERM, killed")
+        for path in (self._out, self._err):
+            lines = path.read_text(errors="replace").splitlines()
+            flagged = [line for line in lines if _SUSPICIOUS.search(line)]
+            if flagged:
+                notes.append(f"{path.name}: {len(flagged)} of {len(lines)} lines flagged, e.g.:")
+                notes.extend(f"    {line[:160]}" for line in flagged[:5])
+        return notes
+
+    @staticmethod
+    def _tail(path: Path) -> str:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-15:])
+
+
+@contextlib.contextmanager
+def servers(specs: dict[str, list[str]], notes: dict[str, list[str]]) -> Iterator[dict[str, Server]]:
+    """Start every server, wait until all listen, and always stop them (collecting notes)."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        started: dict[str, Server] = {}
+        try:
+            for name, argv in specs.items():
+                started[name] = Server(name, argv, Path(tmp))
+            for server in started.values():
+                server.wait_ready()
+            yield started
+        finally:
+            for name, server in started.items():
+                notes.setdefault(name, []).extend(server.stop())
+
+
+def can_pin() -> bool:
+    """Whether server and client can each have a core of their own here."""
+    return {SERVER_CPU, CLIENT_CPU} <= available_cpus()
+
+
+def baseline_argv(kind: str, tokens: int, ttft_ms: int, itl_ms: int) -> list[str]:
+    return [
+        sys.executable, "-m", "bench._baselines", "--kind", kind, "--port", "0",
+        "--tokens", str(tokens), "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms),
+    ]  # fmt: skip
+
+
+def mockllm_argv(tokens: int, ttft_ms: int, itl_ms: int) -> list[str]:
+    return [
+        sys.executable, "-m", "mockllm", "serve", "--port", "0", "--seed", "1",
+        "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--answer-tokens", str(tokens),
+    ]  # fmt: skip
+
+
+def run_client(args: list[str], timeout: float) -> dict[str, Any]:
+    """Run one load client in its own process on the client core; return its JSON."""
+    argv = [sys.executable, "-m", "bench._client", *args]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pin_to_cpu(proc.pid, CLIENT_CPU)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"client {args[:3]} still running after {timeout:.0f} s") from None
+    if proc.returncode:
+        raise RuntimeError(f"client {args[:3]} failed: {err.decode(errors='replace')[-2000:]}")
+    return json.loads(out)
+
+
+# (a) throughput ------------------------------------------------------------------------------
+
+
+def measure_throughput(plan: Plan, notes: dict[str, list[str]]) -> dict[str, Any]:
+    """Median events/s of each server over ``plan.repeats`` alternating runs."""
+    specs = {
+        "zero-delay baseline": baseline_argv("zero-delay", plan.zero_tokens, 0, 0),
+        "mockllm": mockllm_argv(plan.zero_tokens, 0, 0),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+    args = ["--conns", str(plan.conns), "--seconds", str(plan.seconds)]
+    with servers(specs, notes) as started:
+        for _ in range(plan.repeats):
+            for name, server in started.items():
+                client_args = ["count", "--url", server.url, *args]
+                runs[name].append(run_client(client_args, plan.seconds + CLIENT_SLACK_S))
+    result = {name: _throughput_summary(name_runs) for name, name_runs in runs.items()}
+    mock, base = result["mockllm"]["events_per_s"], result["zero-delay baseline"]["events_per_s"]
+    result["ratio_vs_baseline"] = mock / base if base else None
+    result["ratio_vs_aimock"] = mock / AIMOCK_EVENTS_PER_S
+    return result
+
+
+def _throughput_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    events, streams = sum(r["events"] for r in runs), sum(r["streams"] for r in runs)
+    errors: dict[str, int] = {}
+    for run in runs:
+        for reason, count in run["errors"].items():
+            errors[reason] = errors.get(reason, 0) + count
+    return {
+        "events_per_s": statistics.median(r["events_per_s"] for r in runs),
+        "runs_events_per_s": [r["events_per_s"] for r in runs],
+        "events_per_stream": events / streams if streams else None,
+        "streams": streams,
+        "failures": sum(errors.values()),
+        "errors": errors,
+    }
+
+
+# (b) latency ---------------------------------------------------------------------------------
+
+
+def measure_latency(plan: Plan, notes: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """TTFT/ITL percentiles of both servers at each concurrency level, plus target checks."""
+    specs = {
+        "deadline baseline": baseline_argv("deadline", plan.tokens, plan.ttft_ms, plan.itl_ms),
+        "mockllm": mockllm_argv(plan.tokens, plan.ttft_ms, plan.itl_ms),
+    }
+    stream_s = (plan.ttft_ms + plan.tokens * plan.itl_ms) / 1000
+    timeout = stream_s + CLIENT_SLACK_S
+    levels = []
+    with servers(specs, notes) as started:
+        for level in plan.levels:
+            row: dict[str, Any] = {"streams": level}
+            for name, server in started.items():
+                args = ["latency", "--url", server.url, "--streams", str(level)]
+                raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
+                row[name] = _latency_summary(raw)
+            row["checks"] = check_targets(row["mockllm"], row["deadline baseline"], plan.itl_ms)
+            levels.append(row)
+    return levels
+
+
+def _latency_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    ttft = percentiles(t / 1e6 for t in raw["ttft_ns"])
+    itl = percentiles(t / 1e6 for t in raw["itl_ns"])
+    return {
+        "ok": raw["ok"],
+        "streams": raw["streams"],
+        "failures": raw["failures"],
+        "errors": raw["errors"],
+        "content_events_per_stream": raw["content_events_per_stream"],
+        "ttft_ms": ttft,
+        "itl_ms": itl,
+        "itl_samples": len(raw["itl_ns"]),
+    }
+
+
+def check_targets(mock: dict[str, Any], ref: dict[str, Any], itl_ms: float) -> dict[str, Any]:
+    """The targets, each as (pass, signed deviation in ms); "within" means |deviation| <= bound."""
+
+    def within(value: float, target: float, bound: float) -> dict[str, Any]:
+        return {"pass": abs(value - target) <= bound, "delta_ms": value - target}
+
+    return {
+        "itl_p50_within_1ms_of_configured": within(mock["itl_ms"]["p50"], itl_ms, 1.0),
+        "itl_p99_within_5ms_of_ref": within(mock["itl_ms"]["p99"], ref["itl_ms"]["p99"], 5.0),
+        "ttft_p50_within_10ms_of_ref": within(mock["ttft_ms"]["p50"], ref["ttft_ms"]["p50"], 10.0),
+        "ttft_p99_within_10ms_of_ref": within(mock["ttft_ms"]["p99"], ref["ttft_ms"]["p99"], 10.0),
+        "no_failed_streams": {"pass": mock["failures"] == 0, "delta_ms": None},
+    }
+
+
+# report --------------------------------------------------------------------------------------
+
+
+def render(plan: Plan, report: dict[str, Any]) -> str:
+    lines = [
+        f"mockllm benchmark ({report['mode']}); server on CPU {SERVER_CPU}, client on CPU "
+        f"{CLIENT_CPU}: {'pinned' if report['pinned'] else 'NOT pinned (affinity unavailable)'}",
+        "",
+        *_render_throughput(plan, report["throughput"]),
+        "",
+        *_render_latency(plan, report["latency"]),
+    ]
+    for name, server_notes in report["server_notes"].items():
+        if server_notes:
+            lines += ["", f"notes on {name}:", *(f"  {note}" for note in server_notes)]
+    return "\n".join(lines)
+
+
+def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"(a) zero-delay streaming, one server process: {plan.conns} connections x "
+        f"{plan.seconds:g} s, {plan.zero_tokens} tokens/stream, median of {plan.repeats} run(s)",
+        f"    {'server':<22}{'events/s':>12}{'runs':>28}{'events/stream':>15}{'failures':>10}",
+    ]
+    for name in ("zero-delay baseline", "mockllm"):
+        r = result[name]
+        runs = " ".join(f"{v:,.0f}" for v in r["runs_events_per_s"])
+        per_stream = f"{r['events_per_stream']:.1f}" if r["events_per_stream"] else "-"
+        rate, failures = r["events_per_s"], r["failures"]
+        lines.append(f"    {name:<22}{rate:>12,.0f}{runs:>28}{per_stream:>15}{failures:>10}")
+    ratio = result["ratio_vs_baseline"]
+    lines.append(f"    mockllm / baseline = {ratio:.2f}" if ratio else "    baseline: no events")
+    lines.append(f"    mockllm / aimock ({AIMOCK_EVENTS_PER_S:,} events/s) = {result['ratio_vs_aimock']:.2f}")
+    return lines
+
+
+def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        f"(b) client-observed latency, configured TTFT {plan.ttft_ms} ms, ITL {plan.itl_ms} ms, "
+        f"{plan.tokens} tokens/stream; all connections",
+        "    opened first, then every request sent at once; ms, nearest-rank percentiles",
+        f"    {'streams':>7}  {'server':<20}{'ok':>11}{'TTFT p50':>10}{'TTFT p99':>10}{'ITL p50':>9}{'ITL p99':>9}",
+    ]
+    for row in levels:
+        for name in ("deadline baseline", "mockllm"):
+            r = row[name]
+            ok = f"{r['ok']}/{r['streams']}"
+            lines.append(
+                f"    {row['streams']:>7}  {name:<20}{ok:>11}{r['ttft_ms']['p50']:>10.2f}"
+                f"{r['ttft_ms']['p99']:>10.2f}{r['itl_ms']['p50']:>9.2f}{r['itl_ms']['p99']:>9.2f}"
+            )
+    lines += ["", "    targets for mockllm (deviation in ms; 'within' = absolute deviation):"]
+    for row in levels:
+        for target, check in row["checks"].items():
+            delta = "" if check["delta_ms"] is None else f" ({check['delta_ms']:+.2f})"
+            verdict = "PASS" if check["pass"] else "FAIL"
+            lines.append(f"    {row['streams']:>7}  {target:<36}{verdict}{delta}")
+        errors = row["mockllm"]["errors"]
+        if errors:
+            lines.append(f"    {row['streams']:>7}  mockllm errors: {errors}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_mockllm", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny run, a smoke test")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    raise_nofile_limit()  # inherited by every server and client started below
+    plan = QUICK if args.quick else Plan()
+    notes: dict[str, list[str]] = {}
+    report: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "plan": asdict(plan),
+        "pinned": can_pin(),
+        "throughput": measure_throughput(plan, notes),
+        "latency": measure_latency(plan, notes),
+        "server_notes": notes,
+    }
+    print(render(plan, report), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""loadtests — not built yet; see the open issues."""

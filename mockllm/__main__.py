@@ -1,0 +1,172 @@
+"""Command line: `mockllm serve`, `mockllm demo`, `mockllm check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from ._config import load_config_file, merge, parse_config
+from ._errors import ConfigError
+from ._server import MockServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mockllm", description="A deterministic mock LLM server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the mock LLM")
+    _add_config_flags(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
+    serve.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop (default uvloop)",
+    )
+
+    demo = commands.add_parser("demo", help="serve the mock and stream one answer through it")
+    _add_config_flags(demo)
+    demo.add_argument("--prompt", default="Tell me about streaming LLM answers over SSE.")
+
+    check = commands.add_parser("check-config", help="validate a config file and print it in full")
+    check.add_argument("config", help="YAML config file")
+    return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (flags override it)")
+    parser.add_argument("--seed", type=int, help="global seed: fixes every byte, delay and fault")
+    parser.add_argument("--ttft-ms", type=float, help="constant time to first token")
+    parser.add_argument("--itl-ms", type=float, help="constant gap between content chunks")
+    parser.add_argument("--prefill-ms-per-token", type=float, help="TTFT added per prompt token")
+    parser.add_argument("--tokens-per-chunk", type=int, help="tokens per stream event")
+    parser.add_argument("--answer-tokens", type=int, help="fixed length of the default prose answer")
+    parser.add_argument("--multibyte", type=float, help="share of prose words made multi-byte (0-1)")
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The config mapping: the file (if any) with the flags merged over it."""
+    raw = load_config_file(args.config) if args.config else {}
+    flags: dict[str, Any] = {}
+    if args.seed is not None:
+        flags["seed"] = args.seed
+    timing = {
+        name: value
+        for name, value in (
+            ("ttft_ms", args.ttft_ms),
+            ("itl_ms", args.itl_ms),
+            ("prefill_ms_per_token", args.prefill_ms_per_token),
+            ("tokens_per_chunk", args.tokens_per_chunk),
+        )
+        if value is not None
+    }
+    if timing:
+        flags["timing"] = timing
+    prose: dict[str, Any] = {}
+    if args.answer_tokens is not None:
+        prose["length_tokens"] = args.answer_tokens
+    if args.multibyte is not None:
+        prose["multibyte"] = args.multibyte
+    if prose:
+        default = raw.get("answers", {}).get("default", {}) if isinstance(raw.get("answers"), dict) else {}
+        base_prose = default.get("prose", {}) if isinstance(default, dict) else {}
+        flags["answers"] = {"default": {"prose": {**(base_prose or {}), **prose}}}
+    return merge(raw, flags)
+
+
+async def _serve(raw: dict[str, Any], host: str, port: int) -> None:
+    server = MockServer(raw)
+    bound = await server.start(host, port)
+    print(f"mockllm listening on http://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+async def _demo(raw: dict[str, Any], prompt: str) -> None:
+    import httpx
+    import httpx_sse
+
+    raw = merge(
+        {
+            "timing": {"ttft_ms": 300, "itl_ms": 40},
+            "answers": {"default": {"prose": {"length_tokens": 60}}},
+        },
+        raw,
+    )
+    server = MockServer(raw)
+    port = await server.start("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{port}"
+    print(f"mockllm listening on {base}  (OpenAI base URL: {base}/v1)\n")
+    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    print(f"POST /v1/chat/completions  {json.dumps(body['messages'])}\n")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        start = time.perf_counter()
+        first = None
+        async with httpx_sse.aconnect_sse(client, "POST", "/v1/chat/completions", json=body) as source:
+            async for event in source.aiter_sse():
+                if event.data == "[DONE]":
+                    break
+                chunk = json.loads(event.data)
+                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    first = first or time.perf_counter()
+                    print(chunk["choices"][0]["delta"]["content"], end="", flush=True)
+                elif chunk.get("usage"):
+                    usage = chunk["usage"]
+        elapsed = time.perf_counter() - start
+        ttft = (first - start) * 1000 if first else float("nan")
+        print(f"\n\nTTFT {ttft:.1f} ms, total {elapsed * 1000:.0f} ms, usage {usage['prompt_tokens']} prompt + "
+              f"{usage['completion_tokens']} completion tokens")  # fmt: skip
+        entry = (await client.get("/_mock/journal", params={"limit": 1})).json()["entries"][0]
+        achieved = entry["achieved"]
+        gaps = sorted(achieved["itl_ms"])
+        print(f"journal #{entry['id']}: outcome {entry['outcome']}, seed {entry['seed']:#x}, planned TTFT "
+              f"{entry['planned']['ttft_ms']:.1f} ms, achieved {achieved['ttft_ms']:.2f} ms, "
+              f"ITL p50 {gaps[len(gaps) // 2]:.2f} ms")  # fmt: skip
+        print("Same seed, same request: same bytes and delays. Try a fault: "
+              "curl -H 'x-mock-fault: error-after=5' ...")  # fmt: skip
+    await server.close()
+
+
+def _run(coro: Any, loop_name: str = "uvloop") -> None:
+    if loop_name == "uvloop":
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.run(coro)
+            return
+    asyncio.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            config = parse_config(load_config_file(args.config))
+            print(json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
+            return 0
+        raw = config_from_args(args)
+        parse_config(raw)  # refuse a bad config before binding anything
+    except ConfigError as err:
+        print(f"mockllm: {err}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        _run(_serve(raw, args.host, args.port), args.loop)
+    else:
+        _run(_demo(raw, args.prompt))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Where answer text comes from: fixed, templated, echoed or generated prose.
+
+Rules in config pick a source by the last user message (substring or regex), the model and the
+turn number; the first rule that matches wins, else the default (prose). Every source draws only
+from the generator it is handed, so the plan's seed fixes the text.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
+
+import jinja2
+import jinja2.sandbox
+
+from ._distributions import Distribution, parse_distribution
+from ._errors import ConfigError
+from ._faults import Match, parse_match
+from ._request import ChatRequest
+from ._tokenizer import tokenize
+
+# Words whose UTF-8 form has 2, 3 and 4-byte sequences, and emoji built of several code points:
+# the characters a naive stream parser splits in half.
+MULTIBYTE_WORDS = (
+    "café", "naïve", "façade", "Zürich", "São Paulo", "crème brûlée", "smörgåsbord", "jalapeño",
+    "Ελλάδα", "Москва", "東京", "你好世界", "데이터", "ありがとう", "€42", "½", "→", "🙂", "🚀",
+    "👍🏽", "👩‍💻", "🇫🇷", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+)  # fmt: skip
+
+
+class AnswerSource(Protocol):
+    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str: ...
+
+    def to_config(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedAnswer:
+    value: str
+
+    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+        return self.value
+
+    def to_config(self) -> dict[str, Any]:
+        return {"fixed": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class EchoAnswer:
+    """The last user message, verbatim."""
+
+    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+        return request.last_user
+
+    def to_config(self) -> dict[str, Any]:
+        return {"echo": True}
+
+
+_TEMPLATES = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateAnswer:
+    """A jinja2 template over `last_user`, `model`, `turn`, `messages` and `seed`."""
+
+    source: str
+    template: jinja2.Template = field(compare=False)
+
+    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+        return self.template.render(
+            last_user=request.last_user,
+            model=request.model,
+            turn=request.turn,
+            messages=[{"role": m.role, "content": m.content} for m in request.messages],
+            seed=seed,
+        )
+
+    def to_config(self) -> dict[str, Any]:
+        return {"template": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class ProseAnswer:
+    """Faker-generated English prose of a drawn length in tokens, with optional multi-byte words."""
+
+    length_tokens: Distribution = field(default_factory=lambda: Distribution("lognormal", 60.0, 0.5, 5.0, 400.0))
+    multibyte: float = 0.0  # probability that a word is replaced by a multi-byte one
+    paragraph_sentences: int = 4
+
+    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+        target = request.overrides.answer_tokens
+        if target is None:
+            target = round(self.length_tokens.sample(rng))
+        multibyte = self.multibyte if request.overrides.multibyte is None else request.overrides.multibyte
+        return generate_prose(target, rng, multibyte, self.paragraph_sentences)
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "prose": {
+                "length_tokens": self.length_tokens.to_config(),
+                "multibyte": self.multibyte,
+                "paragraph_sentences": self.paragraph_sentences,
+            }
+        }
+
+
+@cache
+def _faker() -> Any:
+    from faker import Faker  # imported on first use: it takes a while and not every run needs it
+
+    return Faker("en_US")
+
+
+def warm_up() -> None:
+    """Build the Faker instance ahead of the first request."""
+    _faker().words(nb=1)
+
+
+def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, paragraph: int) -> str:
+    """Exactly `target_tokens` tokens of sentences, paragraphs every few sentences."""
+    if target_tokens <= 0:
+        return ""
+    fake = _faker()
+    fake.seed_instance(rng.getrandbits(64))
+    parts: list[str] = []
+    produced = 0
+    sentences = 0
+    while produced < target_tokens:
+        words = fake.words(nb=rng.randint(4, 14))
+        if multibyte:
+            words = [rng.choice(MULTIBYTE_WORDS) if rng.random() < multibyte else w for w in words]
+        sentence = " ".join(words)
+        sentence = sentence[0].upper() + sentence[1:] + rng.choice(".....?!")
+        separator = "" if not parts else ("\n\n" if sentences % paragraph == 0 else " ")
+        piece = separator + sentence
+        parts.append(piece)
+        produced += len(tokenize(piece))
+        sentences += 1
+    tokens = tokenize("".join(parts))
+    kept = tokens[:target_tokens]
+    if kept[-1].isspace():
+        # Trailing white space would merge into one token when the text is tokenized again, so
+        # the answer would come up one token short: end on the next word instead.
+        kept[-1] = next(token for token in tokens[target_tokens:] if not token.isspace())
+    return "".join(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRule:
+    match: Match
+    source: AnswerSource
+
+    def to_config(self) -> dict[str, Any]:
+        return {"match": self.match.to_config(), "answer": self.source.to_config()}
+
+
+def choose_source(rules: tuple[AnswerRule, ...], default: AnswerSource, request: ChatRequest) -> AnswerSource:
+    """The first rule whose match holds for the last user message, model and turn."""
+    if rules:
+        last_user, model, turn = request.last_user, request.model, request.turn
+        for rule in rules:
+            if rule.match.matches(last_user, model, turn):
+                return rule.source
+    return default
+
+
+def parse_source(value: Any, key: str) -> AnswerSource:
+    """Read one of `{fixed: TEXT}`, `{template: JINJA}`, `{echo: true}`, `{prose: {...}}`."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ConfigError(key, "expected exactly one of fixed, template, echo, prose")
+    ((kind, spec),) = value.items()
+    if kind == "fixed":
+        if not isinstance(spec, str):
+            raise ConfigError(f"{key}.fixed", f"expected a string, got {spec!r}")
+        return FixedAnswer(spec)
+    if kind == "template":
+        if not isinstance(spec, str):
+            raise ConfigError(f"{key}.template", f"expected a string, got {spec!r}")
+        try:
+            return TemplateAnswer(spec, _TEMPLATES.from_string(spec))
+        except jinja2.TemplateSyntaxError as err:
+            raise ConfigError(f"{key}.template", f"template syntax error: {err}") from None
+    if kind == "echo":
+        if spec is not True:
+            raise ConfigError(f"{key}.echo", "expected true")
+        return EchoAnswer()
+    if kind == "prose":
+        return _parse_prose(spec or {}, f"{key}.prose")
+    raise ConfigError(f"{key}.{kind}", "unknown answer source; use fixed, template, echo or prose")
+
+
+def _parse_prose(spec: Any, key: str) -> ProseAnswer:
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"expected a mapping, got {spec!r}")
+    unknown = sorted(set(spec) - {"length_tokens", "multibyte", "paragraph_sentences"})
+    if unknown:
+        raise ConfigError(
+            f"{key}.{unknown[0]}",
+            "unknown field; use length_tokens, multibyte, paragraph_sentences",
+        )
+    default = ProseAnswer()
+    multibyte = spec.get("multibyte", default.multibyte)
+    if isinstance(multibyte, bool) or not isinstance(multibyte, int | float) or not 0 <= multibyte <= 1:
+        raise ConfigError(f"{key}.multibyte", f"expected a probability in [0, 1], got {multibyte!r}")
+    paragraph = spec.get("paragraph_sentences", default.paragraph_sentences)
+    if isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1:
+        raise ConfigError(f"{key}.paragraph_sentences", f"expected a whole number >= 1, got {paragraph!r}")
+    length = default.length_tokens
+    if "length_tokens" in spec:
+        length = parse_distribution(spec["length_tokens"], f"{key}.length_tokens")
+    return ProseAnswer(length, float(multibyte), paragraph)
+
+
+def parse_answer_rule(value: Any, key: str) -> AnswerRule:
+    if not isinstance(value, dict) or "answer" not in value:
+        raise ConfigError(key, "expected a mapping with 'match' and 'answer'")
+    unknown = sorted(set(value) - {"match", "answer"})
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", "unknown field; use 'match' and 'answer'")
+    return AnswerRule(
+        parse_match(value.get("match"), f"{key}.match"),
+        parse_source(value["answer"], f"{key}.answer"),
+    )

@@ -1,0 +1,218 @@
+"""The mock's configuration: one immutable value, read from YAML, CLI flags or the admin API.
+
+Every layer is a mapping merged over the one below (defaults < file < CLI < admin API), and the
+result is parsed whole before it replaces the config in force: a bad value is refused with a
+`ConfigError` naming its key, and nothing is half-applied.
+
+    seed: 0
+    models: [mock-gpt]               # listed by GET /v1/models; any name is accepted
+    timing:
+      ttft_ms: 200                   # a number or a distribution (see _distributions)
+      itl_ms: 20                     # the gap between successive content chunks
+      prefill_ms_per_token: 0        # added to TTFT per prompt token
+      tokens_per_chunk: 1
+      load: {max_streams: 256, ttft_factor: 1.0, itl_factor: 1.0}   # slow-down under load
+    answers:
+      default: {prose: {length_tokens: {dist: lognormal, median: 60, sigma: 0.5}}}
+      rules:
+        - match: {contains: "hello"}
+          answer: {fixed: "Hello! How can I help?"}
+    faults:
+      - fault: "429"
+        when: {every: 10}
+    journal: {max_entries: 10000}
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._answers import AnswerRule, AnswerSource, ProseAnswer, parse_answer_rule, parse_source
+from ._distributions import Distribution, parse_distribution
+from ._errors import ConfigError
+from ._faults import FaultRule, parse_fault_rule
+
+_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSlowdown:
+    """Latency grows linearly with active streams, reaching the factors at `max_streams`."""
+
+    max_streams: int = 256
+    ttft_factor: float = 1.0
+    itl_factor: float = 1.0
+
+    def factors(self, active_streams: int) -> tuple[float, float]:
+        share = min(active_streams, self.max_streams) / self.max_streams
+        return 1.0 + (self.ttft_factor - 1.0) * share, 1.0 + (self.itl_factor - 1.0) * share
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    ttft_ms: Distribution = field(default_factory=lambda: Distribution.constant(200.0))
+    itl_ms: Distribution = field(default_factory=lambda: Distribution.constant(20.0))
+    prefill_ms_per_token: float = 0.0
+    tokens_per_chunk: int = 1
+    load: LoadSlowdown | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MockConfig:
+    seed: int = 0
+    models: tuple[str, ...] = ("mock-gpt", "gpt-4o-mini", "gpt-4o")
+    timing: Timing = field(default_factory=Timing)
+    default_answer: AnswerSource = field(default_factory=ProseAnswer)
+    answer_rules: tuple[AnswerRule, ...] = ()
+    fault_rules: tuple[FaultRule, ...] = ()
+    journal_max_entries: int = 10_000
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the mapping that parses back to it (what GET /_mock/config returns)."""
+        timing = self.timing
+        out_timing: dict[str, Any] = {
+            "ttft_ms": timing.ttft_ms.to_config(),
+            "itl_ms": timing.itl_ms.to_config(),
+            "prefill_ms_per_token": timing.prefill_ms_per_token,
+            "tokens_per_chunk": timing.tokens_per_chunk,
+            "load": None
+            if timing.load is None
+            else {
+                "max_streams": timing.load.max_streams,
+                "ttft_factor": timing.load.ttft_factor,
+                "itl_factor": timing.load.itl_factor,
+            },
+        }
+        return {
+            "seed": self.seed,
+            "models": list(self.models),
+            "timing": out_timing,
+            "answers": {
+                "default": self.default_answer.to_config(),
+                "rules": [rule.to_config() for rule in self.answer_rules],
+            },
+            "faults": [rule.to_config() for rule in self.fault_rules],
+            "journal": {"max_entries": self.journal_max_entries},
+        }
+
+
+def parse_config(raw: Any) -> MockConfig:
+    """Build a config from a mapping; every missing key takes its default."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>", f"expected a mapping, got {type(raw).__name__}")
+    _reject_unknown(raw, _SECTIONS, "")
+    default = MockConfig()
+    seed = raw.get("seed", default.seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError("seed", f"expected a whole number, got {seed!r}")
+    models = raw.get("models", list(default.models))
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError("models", "expected a list of model names")
+    answers = _mapping(raw.get("answers"), "answers")
+    _reject_unknown(answers, ("default", "rules"), "answers.")
+    rules = answers.get("rules") or []
+    if not isinstance(rules, list):
+        raise ConfigError("answers.rules", "expected a list")
+    faults = raw.get("faults") or []
+    if not isinstance(faults, list):
+        raise ConfigError("faults", "expected a list of {fault, when}")
+    journal = _mapping(raw.get("journal"), "journal")
+    _reject_unknown(journal, ("max_entries",), "journal.")
+    max_entries = journal.get("max_entries", default.journal_max_entries)
+    _whole(max_entries, "journal.max_entries", 1)
+    return MockConfig(
+        seed=seed,
+        models=tuple(models),
+        timing=_parse_timing(_mapping(raw.get("timing"), "timing")),
+        default_answer=parse_source(answers["default"], "answers.default")
+        if "default" in answers
+        else default.default_answer,
+        answer_rules=tuple(parse_answer_rule(rule, f"answers.rules[{i}]") for i, rule in enumerate(rules)),
+        fault_rules=tuple(parse_fault_rule(rule, f"faults[{i}]") for i, rule in enumerate(faults)),
+        journal_max_entries=max_entries,
+    )
+
+
+def _parse_timing(raw: dict[str, Any]) -> Timing:
+    _reject_unknown(raw, ("ttft_ms", "itl_ms", "prefill_ms_per_token", "tokens_per_chunk", "load"), "timing.")
+    default = Timing()
+    prefill = raw.get("prefill_ms_per_token", 0.0)
+    if isinstance(prefill, bool) or not isinstance(prefill, int | float) or prefill < 0:
+        raise ConfigError("timing.prefill_ms_per_token", f"expected a number >= 0, got {prefill!r}")
+    per_chunk = raw.get("tokens_per_chunk", 1)
+    _whole(per_chunk, "timing.tokens_per_chunk", 1)
+    load = None
+    if raw.get("load") is not None:
+        spec = _mapping(raw["load"], "timing.load")
+        _reject_unknown(spec, ("max_streams", "ttft_factor", "itl_factor"), "timing.load.")
+        max_streams = spec.get("max_streams", 256)
+        _whole(max_streams, "timing.load.max_streams", 1)
+        factors = {}
+        for name in ("ttft_factor", "itl_factor"):
+            value = spec.get(name, 1.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ConfigError(f"timing.load.{name}", f"expected a number > 0, got {value!r}")
+            factors[name] = float(value)
+        load = LoadSlowdown(max_streams, **factors)
+    return Timing(
+        ttft_ms=parse_distribution(raw["ttft_ms"], "timing.ttft_ms") if "ttft_ms" in raw else default.ttft_ms,
+        itl_ms=parse_distribution(raw["itl_ms"], "timing.itl_ms") if "itl_ms" in raw else default.itl_ms,
+        prefill_ms_per_token=float(prefill),
+        tokens_per_chunk=per_chunk,
+        load=load,
+    )
+
+
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a mapping, got {value!r}")
+    return value
+
+
+def _reject_unknown(raw: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
+    unknown = sorted(str(k) for k in set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown key; expected one of {', '.join(known)}")
+
+
+def _whole(value: Any, key: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, f"expected a whole number >= {minimum}, got {value!r}")
+
+
+def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `patch` over `base` (mappings merge, anything else replaces); inputs untouched."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a mapping; errors name the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("<file>", f"cannot read {path}: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError("<file>", f"{path} is not valid YAML: {err}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>", f"{path}: expected a mapping at the top level")
+    return raw

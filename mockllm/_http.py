@@ -1,0 +1,276 @@
+"""A small HTTP/1.1 server on asyncio, made for timing: the mock's only I/O edge.
+
+Why not an ASGI server: the mock must control each TCP write (a fragmented stream is several
+writes at chosen byte offsets), close a connection mid-body, stay silent with it open, and send
+a thousand streams' tokens on their deadlines. Here a response is a `WireSchedule` of prepared
+bytes, and the per-write work is a clock read, a sleep and one `transport.write`.
+
+Requests are parsed by httptools (llhttp, in C); keep-alive and pipelined requests are served in
+order; TCP_NODELAY is set so a write is a segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import httptools
+
+from ._wire import WireSchedule
+
+# A wake-up up to this early writes at once: uvloop's timers run on a millisecond clock, so a
+# shorter sleep would spin. Writes land within half a millisecond of their deadline.
+EARLY_WRITE_S = 0.0005
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_INTERNAL_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 69\r\n"
+    b'connection: close\r\n\r\n{"error":{"message":"mockllm internal error","type":"server_error"}}\n'
+)
+log = logging.getLogger("mockllm")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before the response was complete."""
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    arrival: float  # perf_counter() when the request was complete
+    keep_alive: bool
+
+
+Handler = Callable[[Request, "Connection"], Awaitable[None]]
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: parses requests, runs the handler for each in turn."""
+
+    def __init__(self, handler: Handler, connections: set[Connection]) -> None:
+        self._handler = handler
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[Request] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._writable: asyncio.Event | None = None
+        # Parser state of the request being read.
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._too_large = False
+        self._wrote = False  # whether the current response has started
+
+    # -- asyncio.Protocol -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop = asyncio.get_running_loop()
+        self._closed = loop.create_future()
+        self._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, b"upgrades are not supported")
+        except httptools.HttpParserError as err:
+            self._reject(400, f"malformed HTTP request: {err}".encode())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._writable is not None:
+            self._writable.set()
+        self._transport = None
+        if self._task is not None:
+            self._task.cancel()  # the handler learns at once that its client left
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.Event()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None:
+            self._writable.set()
+            self._writable = None
+
+    # -- httptools callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_size = 0
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY_BYTES:
+            self._too_large = True
+        else:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._too_large:
+            self._reject(413, b"request body over 16 MiB")
+            return
+        parsed = httptools.parse_url(self._url)
+        request = Request(
+            method=self._parser.get_method().decode("ascii"),
+            path=parsed.path.decode("utf-8", "replace"),
+            query=(parsed.query or b"").decode("utf-8", "replace"),
+            headers=self._headers,
+            body=b"".join(self._body),
+            arrival=perf_counter(),
+            keep_alive=self._parser.should_keep_alive(),
+        )
+        self._queue.append(request)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        try:
+            while self._queue and self._transport is not None:
+                request = self._queue.popleft()
+                self._wrote = False
+                try:
+                    await self._handler(request, self)
+                except ClientGone:
+                    break
+                except Exception:
+                    # A bug must not leave the client waiting: answer 500 if nothing was sent, close.
+                    log.exception("mockllm: handler failed for %s %s", request.method, request.path)
+                    if self._transport is not None and not self._transport.is_closing():
+                        if not self._wrote:
+                            self._transport.write(_INTERNAL_ERROR)
+                        self._transport.close()
+                    break
+                if not request.keep_alive and self._transport is not None:
+                    self._transport.close()
+        finally:
+            self._task = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def play(self, schedule: WireSchedule, start: float) -> list[float]:
+        """Write the schedule on its deadlines (`start` + offset); return when each write went out.
+
+        Writes already due go out as one (unless the schedule forbids it), so a late wake-up
+        never makes the stream drift. Raises `ClientGone` if the client leaves first.
+        """
+        offsets, payloads, coalesce = schedule.offsets, schedule.payloads, schedule.coalesce
+        n = len(offsets)
+        sent: list[float] = []
+        i = 0
+        while i < n:
+            transport = self._transport
+            if transport is None or transport.is_closing():
+                raise ClientGone
+            now = perf_counter()
+            delay = start + offsets[i] - now
+            if delay > EARLY_WRITE_S:
+                while delay > EARLY_WRITE_S:
+                    await asyncio.sleep(delay)
+                    now = perf_counter()
+                    delay = start + offsets[i] - now
+                transport = self._transport
+                if transport is None or transport.is_closing():
+                    raise ClientGone
+            j = i + 1
+            if coalesce:
+                horizon = now - start + EARLY_WRITE_S
+                while j < n and offsets[j] <= horizon:
+                    j += 1
+            data = payloads[i] if j == i + 1 else b"".join(payloads[i:j])
+            if data:
+                transport.write(data)
+                self._wrote = True
+            sent.extend([now] * (j - i))
+            i = j
+            if self._writable is not None:
+                await self._writable.wait()
+        self._finish(schedule)
+        if schedule.end == "stall":
+            assert self._closed is not None
+            await asyncio.shield(self._closed)
+            raise ClientGone
+        return sent
+
+    def _finish(self, schedule: WireSchedule) -> None:
+        if schedule.end == "abort" and self._transport is not None:
+            # FIN after a partial body: the client sees the response end before its length.
+            self._queue.clear()
+            self._transport.close()
+
+    def send_now(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _reject(self, status: int, message: bytes) -> None:
+        """Answer a request we cannot parse, then close: the byte stream cannot be trusted."""
+        if self._transport is None:
+            return
+        phrase = {400: b"Bad Request", 413: b"Payload Too Large"}[status]
+        body = b'{"error":{"message":"' + message.replace(b'"', b"'") + b'","type":"invalid_request_error"}}'
+        self._transport.write(
+            b"HTTP/1.1 %d %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%b" % (status, phrase, len(body), body)
+        )
+        self._queue.clear()
+        self._transport.close()
+
+
+class HttpServer:
+    """Listens on host:port and hands each request to `handler`."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._connections: set[Connection] = set()
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int, *, backlog: int = 4096) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self._handler, self._connections),
+            host,
+            port,
+            backlog=backlog,
+            reuse_address=True,
+        )
+        sockets: Any = self._server.sockets
+        return int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            if connection._transport is not None:
+                connection._transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()

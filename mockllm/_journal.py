@@ -1,0 +1,80 @@
+"""The request journal: what every request asked and what it got, newest last.
+
+Tests find their own requests among concurrent ones by a unique marker in the prompt
+(`prompt_contains`), so the journal is the ground truth for what an implementation sent upstream.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+    }
+)
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with secret values replaced: the journal is served over HTTP."""
+    return {name: ("[redacted]" if name in SECRET_HEADERS else value) for name, value in headers.items()}
+
+
+class Journal:
+    """A bounded, ordered record of requests; entries are JSON-ready dicts."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=max_entries)
+        self._ids = itertools.count(1)
+
+    def resize(self, max_entries: int) -> None:
+        if max_entries != self._entries.maxlen:
+            self._entries = deque(self._entries, maxlen=max_entries)
+
+    def open(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Add an entry now; the caller fills in the outcome as the response proceeds."""
+        entry["id"] = next(self._ids)
+        self._entries.append(entry)
+        return entry
+
+    def clear(self) -> int:
+        count = len(self._entries)
+        self._entries.clear()
+        return count
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def query(
+        self,
+        *,
+        prompt_contains: str | None = None,
+        model: str | None = None,
+        path: str | None = None,
+        outcome: str | None = None,
+        since_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries matching every given filter, oldest first; `limit` keeps the newest."""
+        entries: Iterable[dict[str, Any]] = self._entries
+        if since_id is not None:
+            entries = (e for e in entries if e["id"] > since_id)
+        if prompt_contains is not None:
+            entries = (e for e in entries if prompt_contains in (e.get("prompt") or ""))
+        if model is not None:
+            entries = (e for e in entries if e.get("model") == model)
+        if path is not None:
+            entries = (e for e in entries if e.get("path") == path)
+        if outcome is not None:
+            entries = (e for e in entries if e.get("outcome") == outcome)
+        found = list(entries)
+        return found[-limit:] if limit else found

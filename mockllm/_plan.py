@@ -1,0 +1,105 @@
+"""The planning core: from (config, request) to everything the response will be. No I/O.
+
+A plan fixes the answer's chunks, the moment each is due (as offsets from the request's arrival,
+so the server can hold absolute deadlines), the usage counts and the fault. Separate generators
+for text, timing and faults are derived from the request's seed, so changing the timing config
+leaves the text as it was, and no draw depends on another request.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ._answers import choose_source
+from ._config import MockConfig
+from ._distributions import Distribution
+from ._faults import Fault
+from ._request import ChatRequest, request_seed
+from ._tokenizer import count_prompt_tokens, tokenize
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one response will carry, and when."""
+
+    seed: int
+    answer: str  # the text delivered: the source's text, cut at max_tokens
+    chunks: tuple[str, ...]  # content pieces, one per stream event; joined they are `answer`
+    offsets: tuple[float, ...]  # seconds after arrival at which each chunk is due
+    ttft: float  # seconds after arrival at which the first chunk is due (or the empty answer)
+    finish_reason: str  # "stop" or "length"
+    prompt_tokens: int
+    completion_tokens: int
+    fault: Fault | None = None
+
+    @property
+    def end_offset(self) -> float:
+        """When the last chunk is due: a non-streamed response is sent then."""
+        return self.offsets[-1] if self.offsets else self.ttft
+
+
+def rng_for(seed: int, purpose: str) -> random.Random:
+    """An independent generator for one purpose (text, timing, fault) of one request."""
+    return random.Random(f"{seed}:{purpose}")
+
+
+def plan_response(
+    config: MockConfig,
+    request: ChatRequest,
+    *,
+    fault: Fault | None = None,
+    active_streams: int = 0,
+) -> Plan:
+    """Plan the response to `request`. `active_streams` drives the optional load slow-down."""
+    seed = request_seed(config.seed, request)
+    source = choose_source(config.answer_rules, config.default_answer, request)
+    tokens = tokenize(source.text(request, rng_for(seed, "text"), seed))
+    finish_reason = "stop"
+    if request.max_tokens is not None and len(tokens) > request.max_tokens:
+        tokens = tokens[: request.max_tokens]
+        finish_reason = "length"
+    per_chunk = config.timing.tokens_per_chunk
+    chunks = tuple("".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk))
+    prompt_tokens = count_prompt_tokens([m.content for m in request.messages])
+    ttft, offsets = _schedule(config, request, len(chunks), prompt_tokens, seed, active_streams)
+    return Plan(
+        seed=seed,
+        answer="".join(chunks),
+        chunks=chunks,
+        offsets=offsets,
+        ttft=ttft,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=len(tokens),
+        fault=fault,
+    )
+
+
+def _schedule(
+    config: MockConfig,
+    request: ChatRequest,
+    n_chunks: int,
+    prompt_tokens: int,
+    seed: int,
+    active: int,
+) -> tuple[float, tuple[float, ...]]:
+    timing = config.timing
+    ttft_dist = _override(timing.ttft_ms, request.overrides.ttft_ms)
+    itl_dist = _override(timing.itl_ms, request.overrides.itl_ms)
+    ttft_factor, itl_factor = timing.load.factors(active) if timing.load else (1.0, 1.0)
+    rng = rng_for(seed, "timing")
+    ttft_ms = (ttft_dist.sample(rng) + timing.prefill_ms_per_token * prompt_tokens) * ttft_factor
+    ttft = ttft_ms / 1000.0
+    offsets = []
+    at = ttft
+    itl_scale = itl_factor / 1000.0
+    for i in range(n_chunks):
+        if i:
+            at += itl_dist.sample(rng) * itl_scale
+        offsets.append(at)
+    return ttft, tuple(offsets)
+
+
+def _override(configured: Distribution, value_ms: float | None) -> Distribution:
+    return configured if value_ms is None else Distribution.constant(value_ms)

@@ -1,0 +1,105 @@
+"""A chat request in dialect-free form: what the planner needs, whichever API it arrived on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import RequestError
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Per-request settings from `x-mock-*` headers; None leaves the configured value."""
+
+    seed: str | None = None
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    answer_tokens: int | None = None
+    multibyte: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """The normalized request. `sampling` holds the parameters that may change an answer."""
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    max_tokens: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    overrides: Overrides = field(default_factory=Overrides)
+
+    @property
+    def last_user(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.content
+        return ""
+
+    @property
+    def turn(self) -> int:
+        """1 for the first user turn of a conversation, 2 for the second, …"""
+        return sum(1 for message in self.messages if message.role == "user")
+
+    @property
+    def prompt(self) -> str:
+        """All message texts, one per line: what journal filters and prompt rules search."""
+        return "\n".join(message.content for message in self.messages)
+
+
+def request_seed(global_seed: int, request: ChatRequest) -> int:
+    """A 64-bit seed from the global seed and the request's content.
+
+    The same model, messages, sampling parameters and `x-mock-seed` give the same seed whatever
+    the arrival order or the dialect; `stream` is left out so a streamed and a non-streamed call
+    get the same answer.
+    """
+    canonical = json.dumps(
+        [
+            global_seed,
+            request.model,
+            [[m.role, m.content] for m in request.messages],
+            request.max_tokens,
+            request.sampling,
+            request.overrides.seed,
+        ],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big")
+
+
+_HEADER_OVERRIDES: dict[str, tuple[str, type]] = {
+    "x-mock-ttft-ms": ("ttft_ms", float),
+    "x-mock-itl-ms": ("itl_ms", float),
+    "x-mock-answer-tokens": ("answer_tokens", int),
+    "x-mock-multibyte": ("multibyte", float),
+}
+
+
+def overrides_from_headers(headers: Mapping[str, str]) -> Overrides:
+    """The per-request `x-mock-*` settings; a bad value is a 400 naming the header."""
+    values: dict[str, Any] = {"seed": headers.get("x-mock-seed")}
+    for header, (name, kind) in _HEADER_OVERRIDES.items():
+        raw = headers.get(header)
+        if raw is None:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise RequestError(header, f"header {header} must be a {kind.__name__}, got {raw!r}") from None
+        if value < 0 or value != value or (name == "multibyte" and value > 1):
+            raise RequestError(header, f"header {header} is out of range: {raw!r}")
+        values[name] = value
+    return Overrides(**values)

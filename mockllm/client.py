@@ -1,0 +1,88 @@
+"""A client for a running mock's admin API: journal, faults, config, reset."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+FINAL_OUTCOMES = frozenset({"completed", "client_closed", "disconnected", "http_error", "rejected"})
+
+
+class MockLLMError(RuntimeError):
+    """The admin API refused a call; the message is the mock's own."""
+
+
+class MockLLMClient:
+    """Talks to `/_mock/*` of a mock at `base_url` (e.g. `http://127.0.0.1:8123`)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    @property
+    def openai_base_url(self) -> str:
+        """What to give an OpenAI SDK as `base_url`."""
+        return f"{self.base_url}/v1"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MockLLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise MockLLMError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        """Entries filtered by prompt_contains, model, path, outcome, since_id, limit."""
+        params = {name: value for name, value in filters.items() if value is not None}
+        return self._call("GET", "/_mock/journal", params=params)["entries"]
+
+    def wait_for_journal(self, prompt_contains: str, *, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The entries whose prompt contains the marker, once `count` of them have a final outcome."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.journal(prompt_contains=prompt_contains)
+            if sum(e["outcome"] in FINAL_OUTCOMES for e in entries) >= count:
+                return entries
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} finished journal entries with {prompt_contains!r} not seen: {entries}")
+            time.sleep(0.02)
+
+    def clear_journal(self) -> int:
+        return self._call("DELETE", "/_mock/journal")["cleared"]
+
+    def arm_fault(self, fault: str, *, match: dict[str, Any] | None = None, count: int | None = 1) -> dict[str, Any]:
+        """Inject `fault` into the next `count` requests that `match` (None: until disarmed)."""
+        return self._call("POST", "/_mock/faults", json={"fault": fault, "match": match or {}, "count": count})
+
+    def armed_faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_mock/faults")["faults"]
+
+    def disarm_faults(self) -> int:
+        return self._call("DELETE", "/_mock/faults")["disarmed"]
+
+    def config(self) -> dict[str, Any]:
+        return self._call("GET", "/_mock/config")
+
+    def patch_config(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` over the config in force."""
+        return self._call("PATCH", "/_mock/config", json=patch)
+
+    def replace_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Merge `config` over the startup config, dropping earlier changes."""
+        return self._call("PUT", "/_mock/config", json=config)
+
+    def reset(self) -> None:
+        self._call("POST", "/_mock/reset")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/_mock/stats")

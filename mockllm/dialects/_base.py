@@ -1,0 +1,88 @@
+"""What a dialect is: the routes it answers and thin encoders between its wire format and a plan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import RequestError
+from .._plan import Plan
+from .._request import ChatRequest
+from .._wire import HttpResponse, StreamFrames
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP request as a dialect sees it."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or a `RequestError` that says what is wrong with it."""
+        if not self.body:
+            raise RequestError(None, "the request body is empty; expected a JSON object")
+        try:
+            value = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RequestError(None, f"the request body is not valid JSON: {err}") from None
+        if not isinstance(value, dict):
+            raise RequestError(None, f"the request body must be a JSON object, got {type(value).__name__}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """The dialect's view of one planned response: the request it came from and stable ids."""
+
+    request: ChatRequest
+    call: Call
+    response_id: str
+    created: int
+    options: Mapping[str, Any]  # dialect-specific request options (e.g. include_usage)
+
+
+class Dialect(Protocol):
+    """A provider's wire format. Register an instance in `mockllm.dialects.DIALECTS`."""
+
+    name: str
+    chat_routes: tuple[tuple[str, str], ...]  # (method, path pattern) of the chat endpoints
+    extra_routes: tuple[tuple[str, str, str], ...]  # (method, path pattern, method name on self)
+    stream_headers: tuple[tuple[str, str], ...]
+
+    def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
+        """The normalized request and the dialect's own options; `RequestError` if invalid."""
+        ...
+
+    def stream_frames(self, plan: Plan, enc: Encoding) -> StreamFrames: ...
+
+    def response(self, plan: Plan, enc: Encoding) -> HttpResponse: ...
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> HttpResponse:
+        """An HTTP error shaped as this provider shapes it."""
+        ...
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON with UTF-8 text as it is, as the providers send it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_string(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+JsonHandler = Callable[[Call], HttpResponse]

@@ -1,0 +1,1 @@
+"""reference server — not built yet; see the open issues."""

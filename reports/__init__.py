@@ -1,0 +1,1 @@
+"""reports — not built yet; see the open issues."""

@@ -1,0 +1,1 @@
+"""scenarios — not built yet; see the open issues."""
