@@ -410,7 +410,7 @@ async def run_count(url: str, conns: int, seconds: float) -> dict[str, Any]:
         "events": events,
         "events_per_s": events / elapsed_s,
         "streams": tally.streams,
-        "events_per_stream": tally.stream_events / tally.streams if tally.streams else None,
+        "stream_events": tally.stream_events,
         "failures": sum(tally.errors.values()),
         "errors": dict(tally.errors),
     }

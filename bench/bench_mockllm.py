@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ def measure_throughput(plan: Plan, notes: dict[str, list[str]]) -> dict[str, Any
 
 
 def _throughput_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    events, streams = sum(r["events"] for r in runs), sum(r["streams"] for r in runs)
+    events, streams = sum(r["stream_events"] for r in runs), sum(r["streams"] for r in runs)
     errors: dict[str, int] = {}
     for run in runs:
         for reason, count in run["errors"].items():
@@ -258,15 +259,22 @@ def render(plan: Plan, report: dict[str, Any]) -> str:
     lines = [
         f"mockllm benchmark ({report['mode']}); server on CPU {SERVER_CPU}, client on CPU "
         f"{CLIENT_CPU}: {'pinned' if report['pinned'] else 'NOT pinned (affinity unavailable)'}",
+        "load average (1 min) before / after: {:.2f} / {:.2f}".format(*report["loadavg"]),
         "",
-        *_render_throughput(plan, report["throughput"]),
+        *_render_part(_render_throughput, plan, report["throughput"]),
         "",
-        *_render_latency(plan, report["latency"]),
+        *_render_part(_render_latency, plan, report["latency"]),
     ]
     for name, server_notes in report["server_notes"].items():
         if server_notes:
             lines += ["", f"notes on {name}:", *(f"  {note}" for note in server_notes)]
     return "\n".join(lines)
+
+
+def _render_part(render_part: Callable[[Plan, Any], list[str]], plan: Plan, result: Any) -> list[str]:
+    if isinstance(result, dict) and "error" in result:
+        return [f"{render_part.__name__.removeprefix('_render_')} part failed: {result['error']}"]
+    return render_part(plan, result)
 
 
 def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
@@ -308,10 +316,18 @@ def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
             delta = "" if check["delta_ms"] is None else f" ({check['delta_ms']:+.2f})"
             verdict = "PASS" if check["pass"] else "FAIL"
             lines.append(f"    {row['streams']:>7}  {target:<36}{verdict}{delta}")
-        errors = row["mockllm"]["errors"]
-        if errors:
-            lines.append(f"    {row['streams']:>7}  mockllm errors: {errors}")
+        for name in ("deadline baseline", "mockllm"):
+            if row[name]["errors"]:
+                lines.append(f"    {row['streams']:>7}  {name} errors: {row[name]['errors']}")
     return lines
+
+
+def _attempt(part: Callable[[Plan, dict[str, list[str]]], Any], plan: Plan, notes: dict[str, list[str]]) -> Any:
+    """Run one part; a failure (server that never listens, client crash) must not hide the other."""
+    try:
+        return part(plan, notes)
+    except RuntimeError as exc:
+        return {"error": str(exc)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -322,14 +338,16 @@ def main(argv: list[str] | None = None) -> None:
     raise_nofile_limit()  # inherited by every server and client started below
     plan = QUICK if args.quick else Plan()
     notes: dict[str, list[str]] = {}
+    load_before = os.getloadavg()[0]  # others' work on a shared machine skews every figure
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "plan": asdict(plan),
         "pinned": can_pin(),
-        "throughput": measure_throughput(plan, notes),
-        "latency": measure_latency(plan, notes),
+        "throughput": _attempt(measure_throughput, plan, notes),
+        "latency": _attempt(measure_latency, plan, notes),
         "server_notes": notes,
     }
+    report["loadavg"] = [load_before, os.getloadavg()[0]]
     print(render(plan, report), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

@@ -18,8 +18,8 @@ import jinja2.sandbox
 from ._distributions import Distribution, parse_distribution
 from ._errors import ConfigError
 from ._faults import Match, parse_match
-from ._request import ChatRequest
-from ._tokenizer import tokenize
+from ._request import ChatRequest, Message
+from ._tokenizer import count_tokens, tokenize
 
 # Words whose UTF-8 form has 2, 3 and 4-byte sequences, and emoji built of several code points:
 # the characters a naive stream parser splits in half.
@@ -140,11 +140,19 @@ def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, par
         sentences += 1
     tokens = tokenize("".join(parts))
     kept = tokens[:target_tokens]
-    if kept[-1].isspace():
-        # Trailing white space would merge into one token when the text is tokenized again, so
-        # the answer would come up one token short: end on the next word instead.
-        kept[-1] = next(token for token in tokens[target_tokens:] if not token.isspace())
-    return "".join(kept)
+    if not kept[-1].isspace():
+        return "".join(kept)
+    # A cut inside a paragraph break leaves trailing white space, which merges into one token when
+    # the text is tokenized again. End on a later token instead, one that does not merge with the
+    # punctuation before it either (a symbol such as an emoji would).
+    prefix = "".join(kept[:-1])
+    for candidate in (*(t for t in tokens[target_tokens:] if not t.isspace()), "."):
+        if count_tokens(prefix + candidate) == target_tokens:
+            return prefix + candidate
+    return prefix + "."  # unreachable in practice: "." after a line break is its own token
+
+
+_SAMPLE_REQUEST = ChatRequest(model="sample", messages=(Message("user", "sample"),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +187,13 @@ def parse_source(value: Any, key: str) -> AnswerSource:
         if not isinstance(spec, str):
             raise ConfigError(f"{key}.template", f"expected a string, got {spec!r}")
         try:
-            return TemplateAnswer(spec, _TEMPLATES.from_string(spec))
+            answer = TemplateAnswer(spec, _TEMPLATES.from_string(spec))
+            answer.text(_SAMPLE_REQUEST, random.Random(0), 0)  # names it cannot resolve fail now
         except jinja2.TemplateSyntaxError as err:
             raise ConfigError(f"{key}.template", f"template syntax error: {err}") from None
+        except jinja2.UndefinedError as err:
+            raise ConfigError(f"{key}.template", f"{err}; available: last_user, model, turn, messages, seed") from None
+        return answer
     if kind == "echo":
         if spec is not True:
             raise ConfigError(f"{key}.echo", "expected true")

@@ -18,6 +18,7 @@ depends on the request and the seed, never on arrival order.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def parse_fault(spec: str) -> Fault:
             raise FaultSyntaxError(f"fault {spec!r}: option {option!r} needs a value; expected {FAULT_SYNTAX}")
         options[key.strip()] = _number(raw, spec, key.strip())
 
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         if value:
             raise FaultSyntaxError(f"fault {spec!r}: a status takes no '='; expected {FAULT_SYNTAX}")
         status = int(name)
@@ -105,8 +106,8 @@ def _number(raw: str, spec: str, name: str) -> float:
         value = float(raw)
     except ValueError:
         raise FaultSyntaxError(f"fault {spec!r}: {name} must be a number, got {raw!r}") from None
-    if value < 0 or value != value:
-        raise FaultSyntaxError(f"fault {spec!r}: {name} must be >= 0")
+    if not 0 <= value < math.inf:
+        raise FaultSyntaxError(f"fault {spec!r}: {name} must be >= 0 and finite, got {raw!r}")
     return value
 
 
@@ -216,9 +217,9 @@ def parse_fault_rule(value: Any, key: str) -> FaultRule:
         fault = parse_fault(str(value["fault"]))
     except FaultSyntaxError as err:
         raise ConfigError(f"{key}.fault", str(err)) from None
+    if not isinstance(value.get("when") or {}, dict):
+        raise ConfigError(f"{key}.when", f"expected a mapping, got {value['when']!r}")
     when = dict(value.get("when") or {})
-    if not isinstance(value.get("when", {}), dict):
-        raise ConfigError(f"{key}.when", "expected a mapping")
     schedule = {name: when.pop(name) for name in ("probability", "first", "every") if name in when}
     probability = schedule.get("probability")
     if probability is not None and (

@@ -5,7 +5,8 @@ and split long words into several pieces. This one does the same with a fixed ru
 boundaries and usage counts are known in advance and identical on every machine:
 
 1. Pre-tokenize as GPT-2 does: contractions, a letter run with its leading space, up to three
-   digits with their leading space, a run of other symbols with its leading space, white space.
+   digits with their leading space, a run of other symbols (`_` among them) with its leading
+   space, white space.
 2. Cut any piece longer than `MAX_PIECE_CHARS` characters (the leading space included) into
    pieces of that length. Cuts fall between code points, never inside a UTF-8 sequence, so every
    token is valid text on its own, as in a real provider's stream.
@@ -20,7 +21,7 @@ import re
 MAX_PIECE_CHARS = 7
 
 _PRETOKEN = re.compile(
-    r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\s+(?!\S)|\s+""",
+    r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""",
 )
 
 # Chat formats add a few tokens per message for the role and separators (OpenAI documents 3 per

@@ -130,3 +130,23 @@ def test_unknown_routes_and_methods(mockllm: MockLLMClient) -> None:
     assert httpx.get(f"{mockllm.openai_base_url}/chat/completions").status_code == 405
     response = httpx.post(f"{mockllm.base_url}/_mock/faults", json={"fault": "stall-after=x"})
     assert response.status_code == 400 and response.json()["error"]["key"] == "fault"
+
+
+@pytest.mark.parametrize("spec", ["error-after=inf", "429,retry-after=1e400", "²"])
+def test_unparseable_fault_headers_are_a_400_not_a_crash(mockllm: MockLLMClient, spec: str) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    response = httpx.post(
+        f"{mockllm.openai_base_url}/chat/completions",
+        json=body,
+        headers={"x-mock-fault": spec.encode("latin-1")},
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "x-mock-fault"
+
+
+def test_template_with_an_unknown_name_is_refused_at_config_time(mockllm: MockLLMClient) -> None:
+    # PUT: over the startup config, so `template` replaces the default prose rather than joining it
+    response = httpx.put(
+        f"{mockllm.base_url}/_mock/config", json={"answers": {"default": {"template": "Hi {{ username }}"}}}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["key"] == "answers.default.template" and "username" in response.text

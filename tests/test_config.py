@@ -134,7 +134,12 @@ BAD_CONFIGS = [
         "expected a number > 0, got inf",
     ),
     ("answers-list", {"answers": []}, "answers", "expected a mapping, got []"),
-    ("answers-unknown", {"answers": {"fallback": {}}}, "answers.fallback", "unknown key; expected one of default, rules"),
+    (
+        "answers-unknown",
+        {"answers": {"fallback": {}}},
+        "answers.fallback",
+        "unknown key; expected one of default, rules",
+    ),
     (
         "default-fixed-not-string",
         {"answers": {"default": {"fixed": 1}}},
@@ -589,7 +594,10 @@ def test_parse_fault_rule_schedule_and_match() -> None:
     assert (rule.probability, rule.first, rule.every) == (0.5, None, 2)
     assert rule.match.regex is not None and rule.match.regex.pattern == "^hi"
     assert rule.match.turn == 2
-    assert rule.to_config() == {"fault": "error-after=3", "when": {"regex": "^hi", "turn": 2, "probability": 0.5, "every": 2}}
+    assert rule.to_config() == {
+        "fault": "error-after=3",
+        "when": {"regex": "^hi", "turn": 2, "probability": 0.5, "every": 2},
+    }
 
 
 def test_parse_fault_rule_accepts_an_integer_status() -> None:

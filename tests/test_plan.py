@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import statistics
@@ -54,7 +55,7 @@ def chat(
 
 
 def gaps(plan: Plan) -> list[float]:
-    return [b - a for a, b in zip(plan.offsets, plan.offsets[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(plan.offsets)]
 
 
 # -- determinism ---------------------------------------------------------------------------------
@@ -64,8 +65,7 @@ def test_same_config_and_request_give_an_identical_plan() -> None:
     cfg = config(timing={"ttft_ms": {"dist": "lognormal", "median": 200, "sigma": 0.4}, "itl_ms": 20})
     first = plan_response(cfg, chat())
     second = plan_response(parse_config(cfg.to_dict()), chat())
-    assert first == second
-    assert dataclasses.astuple(first) == dataclasses.astuple(second)
+    assert first == second  # every field, the offsets included
     assert first.completion_tokens > 0
     assert len(set(first.offsets)) == len(first.offsets)  # the draws are not all alike
 
@@ -125,7 +125,7 @@ def test_chunks_join_to_the_answer_and_offsets_match(per_chunk: int) -> None:
     assert plan.completion_tokens == 80
     assert "".join(plan.chunks) == plan.answer
     assert len(plan.offsets) == len(plan.chunks) == math.ceil(80 / per_chunk)
-    assert all(b >= a for a, b in zip(plan.offsets, plan.offsets[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(plan.offsets))
     assert plan.offsets[0] == plan.ttft
     assert plan.end_offset == plan.offsets[-1]
 
@@ -198,7 +198,7 @@ def test_max_tokens_cuts_prose() -> None:
     assert full.completion_tokens == 10
 
 
-ANSWER_LENGTHS = [1, 2, 3, 7, 42, 60, 100, 137, 255, 300]
+ANSWER_LENGTHS = [1, 2, 3, 7, 42, 60, 97, 137, 255, 300]
 
 
 @pytest.mark.parametrize("n", ANSWER_LENGTHS)
@@ -313,8 +313,8 @@ DISTRIBUTIONS = {
 }
 
 
-@pytest.mark.parametrize(("spec", "mean"), DISTRIBUTIONS.values(), ids=DISTRIBUTIONS.keys())
-def test_distribution_draws_are_seeded(spec: dict[str, Any], mean: float) -> None:
+@pytest.mark.parametrize("spec", [spec for spec, _ in DISTRIBUTIONS.values()], ids=DISTRIBUTIONS.keys())
+def test_distribution_draws_are_seeded(spec: dict[str, Any]) -> None:
     dist = parse_distribution(spec, "d")
     a = [dist.sample(random.Random(7)) for _ in range(3)]
     rng_a, rng_b, rng_c = random.Random(7), random.Random(7), random.Random(8)
@@ -370,7 +370,10 @@ def test_itl_distribution_drives_the_offsets() -> None:
 
 def test_override_ttft_and_itl_replace_the_distributions() -> None:
     cfg = config(
-        timing={"ttft_ms": {"dist": "lognormal", "median": 300, "sigma": 1}, "itl_ms": {"dist": "normal", "mean": 9, "std": 5}},
+        timing={
+            "ttft_ms": {"dist": "lognormal", "median": 300, "sigma": 1},
+            "itl_ms": {"dist": "normal", "mean": 9, "std": 5},
+        },
         answers={"default": {"fixed": FIXED}},
     )
     plan = plan_response(cfg, chat(overrides=Overrides(ttft_ms=40.0, itl_ms=5.0)))
