@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import time
@@ -150,7 +151,8 @@ def _content_length(head: bytes) -> int:
 async def serve(config: StreamConfig, port: int) -> None:
     """Serve on loopback until killed; announce the bound port once listening."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _SSEProtocol(config), "127.0.0.1", port, backlog=BACKLOG)
+    factory = functools.partial(_SSEProtocol, config)
+    server = await loop.create_server(factory, "127.0.0.1", port, backlog=BACKLOG)
     bound = server.sockets[0].getsockname()[1]
     print(f"listening on http://127.0.0.1:{bound}", flush=True)
     await server.serve_forever()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -41,6 +42,8 @@ _CONTENT = re.compile(rb'"content"\s*:\s*"(?!")')
 _DONE = b"data: [DONE]"
 _EVENT_END = b"\n\n"
 _CHUNKED, _LENGTH, _CLOSE = 0, 1, 2
+
+Addr = tuple[str, int]
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -86,7 +89,7 @@ def percentiles(samples: Iterable[float], ps: Iterable[float] = (50, 99)) -> dic
     return {f"p{p:g}": ordered[max(1, math.ceil(p / 100 * n)) - 1] for p in ps}
 
 
-def split_url(url: str) -> tuple[str, int]:
+def split_url(url: str) -> Addr:
     """Host and port of a loopback URL; anything else is refused, it is a benchmark."""
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
@@ -307,7 +310,8 @@ def _failure(proto: _Stream) -> str:
 
 async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Stream:
     loop = asyncio.get_running_loop()
-    _, proto = await asyncio.wait_for(loop.create_connection(factory, host, port), CONNECT_TIMEOUT_S)
+    connecting = loop.create_connection(factory, host, port)
+    _, proto = await asyncio.wait_for(connecting, CONNECT_TIMEOUT_S)
     return proto
 
 
@@ -361,13 +365,14 @@ async def run_latency(url: str, streams: int, timeout: float) -> dict[str, Any]:
     }
 
 
-async def _count_worker(host: str, port: int, tally: _Tally, ids: Iterable[int], deadline: float) -> None:
+async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float) -> None:
     """Stream request after request on fresh connections until the deadline.
 
     Workers stop by themselves instead of being cancelled: on Python 3.11, cancelling a task
     inside asyncio.wait_for can be swallowed, leaving a worker that never ends.
     """
     loop = asyncio.get_running_loop()
+    host, port = addr
     for i in ids:
         if loop.time() >= deadline:
             return
@@ -400,7 +405,8 @@ async def run_count(url: str, conns: int, seconds: float) -> dict[str, Any]:
     ids = itertools.count()  # shared, so every prompt in the run is unique
     deadline = loop.time() + seconds
     t0 = _now()
-    workers = [asyncio.create_task(_count_worker(host, port, tally, ids, deadline)) for _ in range(conns)]
+    work = functools.partial(_count_worker, (host, port), tally, ids, deadline)
+    workers = [asyncio.create_task(work()) for _ in range(conns)]
     await asyncio.sleep(seconds)
     events, elapsed_s = tally.events, (_now() - t0) / 1e9
     await asyncio.wait(workers, timeout=CONNECT_TIMEOUT_S + 1)

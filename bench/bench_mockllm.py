@@ -31,12 +31,14 @@ from typing import Any
 
 from bench._client import available_cpus, percentiles, pin_to_cpu, raise_nofile_limit
 
+Notes = dict[str, list[str]]  # server name -> what its logs and exit deserve a look for
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, CLIENT_CPU = 0, 1
 AIMOCK_EVENTS_PER_S = 84_000
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 CLIENT_SLACK_S = 30.0  # beyond the longest a client run should take
+_LATENCY_COLUMNS = f"{'TTFT p50':>10}{'TTFT p99':>10}{'ITL p50':>9}{'ITL p99':>9}"
 _SUSPICIOUS = re.compile(r"error|exception|traceback|reset|refused|warn|timeout", re.IGNORECASE)
 
 
@@ -109,7 +111,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def servers(specs: dict[str, list[str]], notes: dict[str, list[str]]) -> Iterator[dict[str, Server]]:
+def servers(specs: dict[str, list[str]], notes: Notes) -> Iterator[dict[str, Server]]:
     """Start every server, wait until all listen, and always stop them (collecting notes)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         started: dict[str, Server] = {}
@@ -162,7 +164,7 @@ def run_client(args: list[str], timeout: float) -> dict[str, Any]:
 # (a) throughput ------------------------------------------------------------------------------
 
 
-def measure_throughput(plan: Plan, notes: dict[str, list[str]]) -> dict[str, Any]:
+def measure_throughput(plan: Plan, notes: Notes) -> dict[str, Any]:
     """Median events/s of each server over ``plan.repeats`` alternating runs."""
     specs = {
         "zero-delay baseline": baseline_argv("zero-delay", plan.zero_tokens, 0, 0),
@@ -201,7 +203,7 @@ def _throughput_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # (b) latency ---------------------------------------------------------------------------------
 
 
-def measure_latency(plan: Plan, notes: dict[str, list[str]]) -> list[dict[str, Any]]:
+def measure_latency(plan: Plan, notes: Notes) -> list[dict[str, Any]]:
     """TTFT/ITL percentiles of both servers at each concurrency level, plus target checks."""
     specs = {
         "deadline baseline": baseline_argv("deadline", plan.tokens, plan.ttft_ms, plan.itl_ms),
@@ -271,10 +273,10 @@ def render(plan: Plan, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _render_part(render_part: Callable[[Plan, Any], list[str]], plan: Plan, result: Any) -> list[str]:
+def _render_part(render: Callable[[Plan, Any], list[str]], plan: Plan, result: Any) -> list[str]:
     if isinstance(result, dict) and "error" in result:
-        return [f"{render_part.__name__.removeprefix('_render_')} part failed: {result['error']}"]
-    return render_part(plan, result)
+        return [f"{render.__name__.removeprefix('_render_')} part failed: {result['error']}"]
+    return render(plan, result)
 
 
 def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
@@ -291,7 +293,8 @@ def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
         lines.append(f"    {name:<22}{rate:>12,.0f}{runs:>28}{per_stream:>15}{failures:>10}")
     ratio = result["ratio_vs_baseline"]
     lines.append(f"    mockllm / baseline = {ratio:.2f}" if ratio else "    baseline: no events")
-    lines.append(f"    mockllm / aimock ({AIMOCK_EVENTS_PER_S:,} events/s) = {result['ratio_vs_aimock']:.2f}")
+    aimock = result["ratio_vs_aimock"]
+    lines.append(f"    mockllm / aimock ({AIMOCK_EVENTS_PER_S:,} events/s) = {aimock:.2f}")
     return lines
 
 
@@ -300,7 +303,7 @@ def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
         f"(b) client-observed latency, configured TTFT {plan.ttft_ms} ms, ITL {plan.itl_ms} ms, "
         f"{plan.tokens} tokens/stream; all connections",
         "    opened first, then every request sent at once; ms, nearest-rank percentiles",
-        f"    {'streams':>7}  {'server':<20}{'ok':>11}{'TTFT p50':>10}{'TTFT p99':>10}{'ITL p50':>9}{'ITL p99':>9}",
+        f"    {'streams':>7}  {'server':<20}{'ok':>11}" + _LATENCY_COLUMNS,
     ]
     for row in levels:
         for name in ("deadline baseline", "mockllm"):
@@ -322,7 +325,7 @@ def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _attempt(part: Callable[[Plan, dict[str, list[str]]], Any], plan: Plan, notes: dict[str, list[str]]) -> Any:
+def _attempt(part: Callable[[Plan, Notes], Any], plan: Plan, notes: Notes) -> Any:
     """Run one part; a failure (server that never listens, client crash) must not hide the other."""
     try:
         return part(plan, notes)
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     raise_nofile_limit()  # inherited by every server and client started below
     plan = QUICK if args.quick else Plan()
-    notes: dict[str, list[str]] = {}
+    notes: Notes = {}
     load_before = os.getloadavg()[0]  # others' work on a shared machine skews every figure
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

@@ -107,28 +107,28 @@ class ProseAnswer:
 
 
 @cache
-def _faker() -> Any:
+def _faker_words() -> tuple[str, ...]:
+    """Faker's English word list, taken once; words are then drawn with the plan's generator."""
     from faker import Faker  # imported on first use: it takes a while and not every run needs it
 
-    return Faker("en_US")
+    return tuple(Faker("en_US").get_words_list())
 
 
 def warm_up() -> None:
-    """Build the Faker instance ahead of the first request."""
-    _faker().words(nb=1)
+    """Load the word list ahead of the first request."""
+    _faker_words()
 
 
 def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, paragraph: int) -> str:
     """Exactly `target_tokens` tokens of sentences, paragraphs every few sentences."""
     if target_tokens <= 0:
         return ""
-    fake = _faker()
-    fake.seed_instance(rng.getrandbits(64))
+    vocabulary = _faker_words()
     parts: list[str] = []
     produced = 0
     sentences = 0
     while produced < target_tokens:
-        words = fake.words(nb=rng.randint(4, 14))
+        words = rng.choices(vocabulary, k=rng.randint(4, 14))
         if multibyte:
             words = [rng.choice(MULTIBYTE_WORDS) if rng.random() < multibyte else w for w in words]
         sentence = " ".join(words)
@@ -136,7 +136,7 @@ def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, par
         separator = "" if not parts else ("\n\n" if sentences % paragraph == 0 else " ")
         piece = separator + sentence
         parts.append(piece)
-        produced += len(tokenize(piece))
+        produced += count_tokens(piece)
         sentences += 1
     tokens = tokenize("".join(parts))
     kept = tokens[:target_tokens]

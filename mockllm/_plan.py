@@ -91,12 +91,16 @@ def _schedule(
     rng = rng_for(seed, "timing")
     ttft_ms = (ttft_dist.sample(rng) + timing.prefill_ms_per_token * prompt_tokens) * ttft_factor
     ttft = ttft_ms / 1000.0
+    itl_scale = itl_factor / 1000.0
+    if itl_dist.is_constant:
+        gap = itl_dist.sample(rng) * itl_scale
+        return ttft, tuple(ttft + i * gap for i in range(n_chunks))
     offsets = []
     at = ttft
-    itl_scale = itl_factor / 1000.0
+    sample = itl_dist.sample
     for i in range(n_chunks):
         if i:
-            at += itl_dist.sample(rng) * itl_scale
+            at += sample(rng) * itl_scale
         offsets.append(at)
     return ttft, tuple(offsets)
 
