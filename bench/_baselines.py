@@ -8,6 +8,8 @@ real server must) and write it with its own transport.write, in HTTP/1.1 chunked
 close the connection after the last chunk (no keep-alive).
 
     python -m bench._baselines --kind deadline --port 0 --tokens 100 --ttft-ms 200 --itl-ms 50
+
+Each exits by itself after --lifetime-s (default an hour) if nobody stops it first.
 """
 
 from __future__ import annotations
@@ -148,14 +150,15 @@ def _content_length(head: bytes) -> int:
     return 0
 
 
-async def serve(config: StreamConfig, port: int) -> None:
-    """Serve on loopback until killed; announce the bound port once listening."""
+async def serve(config: StreamConfig, port: int, lifetime_s: float) -> None:
+    """Serve on loopback until killed or ``lifetime_s`` is over, so a forgotten one goes away."""
     loop = asyncio.get_running_loop()
     factory = functools.partial(_SSEProtocol, config)
     server = await loop.create_server(factory, "127.0.0.1", port, backlog=BACKLOG)
     bound = server.sockets[0].getsockname()[1]
     print(f"listening on http://127.0.0.1:{bound}", flush=True)
-    await server.serve_forever()
+    async with server:
+        await asyncio.sleep(lifetime_s)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,11 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
+    parser.add_argument("--lifetime-s", type=float, default=3600.0, help="exit after this long")
     args = parser.parse_args(argv)
     config = StreamConfig(args.kind, args.tokens, args.ttft_ms / 1000, args.itl_ms / 1000)
     raise_nofile_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        run(serve(config, args.port))
+        run(serve(config, args.port, args.lifetime_s))
 
 
 if __name__ == "__main__":

@@ -247,3 +247,17 @@ def test_bad_requests_name_the_field(mockllm: MockLLMClient) -> None:
     assert response.status_code == 400 and response.json()["error"]["param"] == "x-mock-fault"
     assert "explode" in response.json()["error"]["message"]
     assert mockllm.stats()["by_outcome"]["rejected"] == len(cases) + 2
+
+
+def test_client_abort_mid_stream_is_journaled_and_the_server_stays_healthy(mockllm: MockLLMClient, marker: str) -> None:
+    body = {"model": "m", "messages": ask(marker), "stream": True}
+    headers = {"x-mock-ttft-ms": "0", "x-mock-itl-ms": "20", "x-mock-answer-tokens": "100"}
+    with httpx.stream("POST", f"{mockllm.openai_base_url}/chat/completions", json=body, headers=headers) as response:
+        for _ in zip(range(3), response.iter_raw(), strict=False):
+            pass  # read a little, then hang up: a stop button
+    entry = mockllm.wait_for_journal(marker, timeout=1.0)[0]  # well before the 2 s the answer would take
+    assert entry["outcome"] == "client_closed"
+    assert 0 < len(entry["achieved"]["itl_ms"]) < 99
+    assert mockllm.stats()["active_streams"] == 0
+    follow_up = sdk(mockllm).chat.completions.create(model="m", messages=ask(marker + "-again"))
+    assert follow_up.choices[0].finish_reason == "stop"
