@@ -178,15 +178,17 @@ class Connection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
-    async def play(self, schedule: WireSchedule, start: float) -> list[float]:
-        """Write the schedule on its deadlines (`start` + offset); return when each write went out.
+    async def play(self, schedule: WireSchedule, start: float, sent: list[float] | None = None) -> None:
+        """Write the schedule on its deadlines (`start` + offset), appending to `sent` when each
+        write went out (kept by the caller, so it survives a client that leaves mid-stream).
 
         Writes already due go out as one (unless the schedule forbids it), so a late wake-up
         never makes the stream drift. Raises `ClientGone` if the client leaves first.
         """
         offsets, payloads, coalesce = schedule.offsets, schedule.payloads, schedule.coalesce
         n = len(offsets)
-        sent: list[float] = []
+        if sent is None:
+            sent = []
         i = 0
         while i < n:
             transport = self._transport
@@ -220,7 +222,6 @@ class Connection(asyncio.Protocol):
             assert self._closed is not None
             await asyncio.shield(self._closed)
             raise ClientGone
-        return sent
 
     def _finish(self, schedule: WireSchedule) -> None:
         if schedule.end == "abort" and self._transport is not None:

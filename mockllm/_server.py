@@ -218,7 +218,7 @@ class MockServer:
         sent: list[float] = []
         self.active_streams += 1
         try:
-            sent = await conn.play(schedule, request.arrival)
+            await conn.play(schedule, request.arrival, sent)
             if schedule.end == "abort":
                 outcome = "disconnected"
             elif schedule.status != 200:
