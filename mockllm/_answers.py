@@ -31,7 +31,10 @@ MULTIBYTE_WORDS = (
 
 
 class AnswerSource(Protocol):
-    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str: ...
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
+        """The answer as tokens (joined, the text): sources that build text from pre-tokenized
+        pieces skip tokenizing it again."""
+        ...
 
     def to_config(self) -> dict[str, Any]: ...
 
@@ -39,9 +42,13 @@ class AnswerSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class FixedAnswer:
     value: str
+    _tokens: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
-    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
-        return self.value
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tokens", tuple(tokenize(self.value)))
+
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
+        return list(self._tokens)
 
     def to_config(self) -> dict[str, Any]:
         return {"fixed": self.value}
@@ -51,8 +58,8 @@ class FixedAnswer:
 class EchoAnswer:
     """The last user message, verbatim."""
 
-    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
-        return request.last_user
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
+        return tokenize(request.last_user)
 
     def to_config(self) -> dict[str, Any]:
         return {"echo": True}
@@ -68,7 +75,10 @@ class TemplateAnswer:
     source: str
     template: jinja2.Template = field(compare=False)
 
-    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
+        return tokenize(self.text(request, seed))
+
+    def text(self, request: ChatRequest, seed: int) -> str:
         return self.template.render(
             last_user=request.last_user,
             model=request.model,
@@ -89,7 +99,7 @@ class ProseAnswer:
     multibyte: float = 0.0  # probability that a word is replaced by a multi-byte one
     paragraph_sentences: int = 4
 
-    def text(self, request: ChatRequest, rng: random.Random, seed: int) -> str:
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
         target = request.overrides.answer_tokens
         if target is None:
             target = round(self.length_tokens.sample(rng))
@@ -106,50 +116,84 @@ class ProseAnswer:
         }
 
 
+POOL_SENTENCES = 4096
+
+
 @cache
 def _faker_words() -> tuple[str, ...]:
-    """Faker's English word list, taken once; words are then drawn with the plan's generator."""
+    """Faker's English word list, taken once."""
     from faker import Faker  # imported on first use: it takes a while and not every run needs it
 
     return tuple(Faker("en_US").get_words_list())
 
 
-def warm_up() -> None:
-    """Load the word list ahead of the first request."""
-    _faker_words()
+@dataclass(frozen=True, slots=True)
+class SentencePool:
+    """Pre-tokenized sentences: each as it opens a paragraph and as it follows a space.
+
+    Built once per multi-byte share from a fixed seed, so a request's answer is only a seeded
+    choice of sentences: no text generation or tokenizing per request. Sentence boundaries fall
+    between tokens either way (a sentence ends in punctuation; the next starts with a space or a
+    line break), so the joined tokens tokenize back to themselves.
+    """
+
+    opening: tuple[tuple[str, ...], ...]
+    following: tuple[tuple[str, ...], ...]
 
 
-def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, paragraph: int) -> str:
-    """Exactly `target_tokens` tokens of sentences, paragraphs every few sentences."""
-    if target_tokens <= 0:
-        return ""
+@cache
+def sentence_pool(multibyte: float) -> SentencePool:
+    rng = random.Random(f"mockllm-sentences:{multibyte}")
     vocabulary = _faker_words()
-    parts: list[str] = []
-    produced = 0
-    sentences = 0
-    while produced < target_tokens:
+    opening, following = [], []
+    for _ in range(POOL_SENTENCES):
         words = rng.choices(vocabulary, k=rng.randint(4, 14))
         if multibyte:
             words = [rng.choice(MULTIBYTE_WORDS) if rng.random() < multibyte else w for w in words]
         sentence = " ".join(words)
         sentence = sentence[0].upper() + sentence[1:] + rng.choice(".....?!")
-        separator = "" if not parts else ("\n\n" if sentences % paragraph == 0 else " ")
-        piece = separator + sentence
-        parts.append(piece)
-        produced += count_tokens(piece)
+        opening.append(tuple(tokenize(sentence)))
+        following.append(tuple(tokenize(" " + sentence)))
+    return SentencePool(tuple(opening), tuple(following))
+
+
+def warm_up(multibyte: float = 0.0) -> None:
+    """Build the sentence pool ahead of the first request."""
+    sentence_pool(multibyte)
+
+
+_PARAGRAPH_BREAK = ("\n", "\n")
+
+
+def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, paragraph: int) -> list[str]:
+    """Exactly `target_tokens` tokens of sentences, a paragraph break every `paragraph` sentences."""
+    if target_tokens <= 0:
+        return []
+    pool = sentence_pool(multibyte)
+    tokens: list[str] = []
+    sentences = 0
+    randrange = rng.randrange
+    while len(tokens) < target_tokens:
+        index = randrange(POOL_SENTENCES)
+        if not sentences:
+            tokens.extend(pool.opening[index])
+        elif sentences % paragraph:
+            tokens.extend(pool.following[index])
+        else:
+            tokens.extend(_PARAGRAPH_BREAK)
+            tokens.extend(pool.opening[index])
         sentences += 1
-    tokens = tokenize("".join(parts))
     kept = tokens[:target_tokens]
     if not kept[-1].isspace():
-        return "".join(kept)
+        return kept
     # A cut inside a paragraph break leaves trailing white space, which merges into one token when
     # the text is tokenized again. End on a later token instead, one that does not merge with the
     # punctuation before it either (a symbol such as an emoji would).
     prefix = "".join(kept[:-1])
     for candidate in (*(t for t in tokens[target_tokens:] if not t.isspace()), "."):
         if count_tokens(prefix + candidate) == target_tokens:
-            return prefix + candidate
-    return prefix + "."  # unreachable in practice: "." after a line break is its own token
+            return [*kept[:-1], candidate]
+    return [*kept[:-1], "."]  # unreachable in practice: "." after a line break is its own token
 
 
 _SAMPLE_REQUEST = ChatRequest(model="sample", messages=(Message("user", "sample"),))
@@ -188,7 +232,7 @@ def parse_source(value: Any, key: str) -> AnswerSource:
             raise ConfigError(f"{key}.template", f"expected a string, got {spec!r}")
         try:
             answer = TemplateAnswer(spec, _TEMPLATES.from_string(spec))
-            answer.text(_SAMPLE_REQUEST, random.Random(0), 0)  # names it cannot resolve fail now
+            answer.text(_SAMPLE_REQUEST, 0)  # names it cannot resolve fail now
         except jinja2.TemplateSyntaxError as err:
             raise ConfigError(f"{key}.template", f"template syntax error: {err}") from None
         except jinja2.UndefinedError as err:

@@ -24,10 +24,18 @@ class Histogram:
         self.count = 0
 
     def observe_many(self, values: Sequence[float]) -> None:
-        for value in values:
-            self.counts[bisect.bisect_left(self.buckets, value)] += 1
-            self.total += value
-        self.count += len(values)
+        """Bucket a response's values at once: a bisect per bucket bound, not one per value."""
+        if not values:
+            return
+        ordered = sorted(values)
+        below = 0
+        for i, bound in enumerate(self.buckets):
+            upto = bisect.bisect_right(ordered, bound)  # Prometheus buckets are `le`: inclusive
+            self.counts[i] += upto - below
+            below = upto
+        self.counts[-1] += len(ordered) - below
+        self.total += sum(ordered)
+        self.count += len(ordered)
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]

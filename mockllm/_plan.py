@@ -16,7 +16,7 @@ from ._config import MockConfig
 from ._distributions import Distribution
 from ._faults import Fault
 from ._request import ChatRequest, request_seed
-from ._tokenizer import count_prompt_tokens, tokenize
+from ._tokenizer import count_prompt_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,16 @@ def plan_response(
     """Plan the response to `request`. `active_streams` drives the optional load slow-down."""
     seed = request_seed(config.seed, request)
     source = choose_source(config.answer_rules, config.default_answer, request)
-    tokens = tokenize(source.text(request, rng_for(seed, "text"), seed))
+    tokens = source.tokens(request, rng_for(seed, "text"), seed)
     finish_reason = "stop"
     if request.max_tokens is not None and len(tokens) > request.max_tokens:
         tokens = tokens[: request.max_tokens]
         finish_reason = "length"
     per_chunk = config.timing.tokens_per_chunk
-    chunks = tuple("".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk))
+    if per_chunk == 1:
+        chunks = tuple(tokens)
+    else:
+        chunks = tuple("".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk))
     prompt_tokens = count_prompt_tokens([m.content for m in request.messages])
     ttft, offsets = _schedule(config, request, len(chunks), prompt_tokens, seed, active_streams)
     return Plan(

@@ -18,7 +18,7 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ._answers import warm_up
+from ._answers import ProseAnswer, warm_up
 from ._config import MockConfig, merge, parse_config
 from ._errors import ConfigError, RequestError
 from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
@@ -135,7 +135,9 @@ class MockServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen; return the bound port (useful with port 0)."""
-        warm_up()  # import and build the prose generator now, not inside the first request's TTFT
+        # Build the prose sentence pool now, not inside the first request's TTFT.
+        default = self.config.default_answer
+        warm_up(default.multibyte if isinstance(default, ProseAnswer) else 0.0)
         return await self._http.start(host, port)
 
     async def close(self) -> None:
@@ -296,7 +298,11 @@ class MockServer:
     ) -> None:
         """Fill in what was achieved: once per response, off the per-token path."""
         entry["outcome"] = outcome
-        content_times = [at for at, count in zip(sent, schedule.content, strict=False) for _ in range(count)]
+        content = schedule.content[: len(sent)]
+        if max(content, default=0) <= 1:
+            content_times = list(itertools.compress(sent, content))
+        else:  # writes that carried several chunks (coalesced): one time per chunk
+            content_times = [at for at, count in zip(sent, content, strict=False) for _ in range(count)]
         ttft = content_times[0] - arrival if content_times else None
         itl = [b - a for a, b in itertools.pairwise(content_times)]
         late = [at - (arrival + offset) for at, offset in zip(sent, schedule.offsets, strict=False)]

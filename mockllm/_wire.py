@@ -123,7 +123,10 @@ def stream_schedule(
             steps.append((at_cut, frames.malformed, 0))
         steps.append((plan.end_offset + shift, frames.tail, 0))
 
-    steps = _fragment(steps, rng) if kind == "fragment" else _merge_same_time(steps)
+    if kind == "fragment":
+        steps = _fragment(steps, rng)
+    elif len({at for at, _, _ in steps}) < len(steps):  # some events share a deadline
+        steps = _merge_same_time(steps)
     head = response_head(200, headers, length=None)
     payloads = [http_chunk(data) if data else b"" for _, data, _ in steps]
     payloads[0] = head + payloads[0]
