@@ -185,7 +185,7 @@ class Connection(asyncio.Protocol):
         Writes already due go out as one (unless the schedule forbids it), so a late wake-up
         never makes the stream drift. Raises `ClientGone` if the client leaves first.
         """
-        offsets, payloads, coalesce = schedule.offsets, schedule.payloads, schedule.coalesce
+        offsets, payload, coalesce = schedule.offsets, schedule.payload, schedule.coalesce
         n = len(offsets)
         if sent is None:
             sent = []
@@ -209,7 +209,7 @@ class Connection(asyncio.Protocol):
                 horizon = now - start + EARLY_WRITE_S
                 while j < n and offsets[j] <= horizon:
                     j += 1
-            data = payloads[i] if j == i + 1 else b"".join(payloads[i:j])
+            data = payload(i) if j == i + 1 else b"".join([payload(k) for k in range(i, j)])
             if data:
                 transport.write(data)
                 self._wrote = True

@@ -9,6 +9,7 @@ leaves the text as it was, and no draw depends on another request.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass
 
 from ._answers import choose_source
@@ -41,7 +42,7 @@ class Plan:
 
 def rng_for(seed: int, purpose: str) -> random.Random:
     """An independent generator for one purpose (text, timing, fault) of one request."""
-    return random.Random(f"{seed}:{purpose}")
+    return random.Random((seed << 32) | zlib.crc32(purpose.encode()))
 
 
 def plan_response(

@@ -2,14 +2,17 @@
 
 This is where a fault changes the response: an error event in place of the next chunk, a close
 mid-body, a silence, a broken chunk, a clean early end, or writes cut at odd byte offsets. The
-result, a `WireSchedule`, is pure data: HTTP framing included, so the server's per-write work is
-one `transport.write` of bytes made here, once per request.
+result, a `WireSchedule`, is pure: each write is a list of parts, either fixed bytes or the index
+of an answer chunk that the dialect's template encodes when the write is due. Encoding a chunk
+costs the same then as on arrival, but a burst of a thousand requests no longer spends the time
+before its first tokens encoding every stream to the end.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal
@@ -29,7 +32,7 @@ class StreamFrames:
 
     head: bytes  # events before the first chunk (OpenAI's role chunk, Anthropic's message_start)
     head_on_arrival: bool  # send `head` at once, or together with the first chunk
-    chunks: tuple[bytes, ...]  # one event per plan chunk
+    chunks: Sequence[bytes]  # one event per plan chunk, encoded on access (see TextFrames)
     tail: bytes  # events after the last chunk (finish, usage, [DONE])
     error: bytes  # the in-band error event
     malformed: bytes  # an event whose data is not valid JSON
@@ -44,14 +47,42 @@ class HttpResponse:
     body: bytes
 
 
+Part = bytes | int
+"""Fixed bytes, or the index of an answer chunk in `WireSchedule.chunk_frames`."""
+
+
 @dataclass(frozen=True, slots=True)
 class WireSchedule:
     offsets: tuple[float, ...]  # seconds after arrival at which each write is due
-    payloads: tuple[bytes, ...]  # what each write sends
+    parts: tuple[tuple[Part, ...], ...]  # what each write carries
     content: tuple[int, ...]  # answer chunks carried by each write (for achieved timings)
     end: End
     coalesce: bool = True  # writes already due may go out together (not for `fragment`)
     status: int = 200
+    head: bytes = b""  # the HTTP response head, sent with the first write
+    chunked: bool = False  # frame each write as an HTTP/1.1 chunk
+    chunk_frames: Sequence[bytes] = ()
+
+    def payload(self, k: int) -> bytes:
+        """The bytes of write `k`, HTTP framing included: the only per-write encoding work."""
+        parts = self.parts[k]
+        frames = self.chunk_frames
+        if len(parts) == 1:
+            part = parts[0]
+            data = part if part.__class__ is bytes else frames[part]  # type: ignore[index]
+        else:
+            data = b"".join([part if part.__class__ is bytes else frames[part] for part in parts])  # type: ignore[misc,index]
+        if self.chunked:
+            if data:
+                data = b"%x\r\n%b\r\n" % (len(data), data)
+            if self.end == "complete" and k == len(self.parts) - 1:
+                data += LAST_CHUNK
+        return self.head + data if k == 0 else data
+
+    @property
+    def payloads(self) -> tuple[bytes, ...]:
+        """Every write's bytes, materialized (for tests and inspection; the server calls `payload`)."""
+        return tuple(self.payload(k) for k in range(len(self.parts)))
 
 
 def response_head(status: int, headers: tuple[tuple[str, str], ...], *, length: int | None) -> bytes:
@@ -73,17 +104,13 @@ def _reason(status: int) -> str:
 _PROVIDER_REASONS = {529: "Overloaded", 520: "Unknown Error", 524: "A Timeout Occurred"}
 
 
-def http_chunk(data: bytes) -> bytes:
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
 LAST_CHUNK = b"0\r\n\r\n"
 
 
 def immediate(response: HttpResponse) -> WireSchedule:
     """A whole response sent on arrival (an error before any stream, an admin answer)."""
     data = response_head(response.status, response.headers, length=len(response.body)) + response.body
-    return WireSchedule((0.0,), (data,), (0,), "complete", status=response.status)
+    return WireSchedule((0.0,), ((data,),), (0,), "complete", status=response.status)
 
 
 def stream_schedule(
@@ -103,42 +130,73 @@ def stream_schedule(
         kind = "pause"  # a stall that passes: the rest follows, later by its length
     shift = fault.seconds if kind == "pause" and fault is not None and fault.seconds else 0.0
     last = cut if kind in ("error", "disconnect", "truncate", "stall") else n
-    # Steps are (offset, SSE bytes, answer chunks carried); HTTP framing comes last.
-    steps: list[tuple[float, bytes, int]] = [(0.0, b"", 0)]
+    # Parallel lists, one entry per write: when it is due, its parts, the answer chunks it carries.
+    offsets: list[float] = [0.0]
+    parts: list[tuple[Part, ...]] = [()]
+    content: list[int] = [0]
     if frames.head:
-        steps.append((0.0 if frames.head_on_arrival else plan.ttft, frames.head, 0))
-    for i in range(last):
-        if i == cut and kind == "malformed":
-            steps.append((plan.offsets[i], frames.malformed, 0))
-        steps.append((plan.offsets[i] + (shift if i >= cut else 0.0), frames.chunks[i], 1))
+        offsets.append(0.0 if frames.head_on_arrival else plan.ttft)
+        parts.append((frames.head,))
+        content.append(0)
+    if kind in ("malformed", "pause") and cut < last:
+        _add_chunks(offsets, parts, content, plan.offsets, 0, cut, 0.0)
+        if kind == "malformed":
+            offsets.append(plan.offsets[cut])
+            parts.append((frames.malformed,))
+            content.append(0)
+        _add_chunks(offsets, parts, content, plan.offsets, cut, last, shift)
+    else:
+        _add_chunks(offsets, parts, content, plan.offsets, 0, last, 0.0)
     if kind == "error":
-        steps.append((at_cut, frames.error, 0))
+        _add(offsets, parts, content, at_cut, (frames.error,))
     elif kind == "disconnect":
-        steps.append((at_cut, b"", 0))
+        _add(offsets, parts, content, at_cut, ())
         end = "abort"
     elif kind == "stall":
         end = "stall"
     elif kind != "truncate":
         if kind == "malformed" and cut == n:
-            steps.append((at_cut, frames.malformed, 0))
-        steps.append((plan.end_offset + shift, frames.tail, 0))
+            _add(offsets, parts, content, at_cut, (frames.malformed,))
+        _add(offsets, parts, content, plan.end_offset + shift, (frames.tail,))
 
     if kind == "fragment":
-        steps = _fragment(steps, rng)
-    elif len({at for at, _, _ in steps}) < len(steps):  # some events share a deadline
-        steps = _merge_same_time(steps)
-    head = response_head(200, headers, length=None)
-    payloads = [http_chunk(data) if data else b"" for _, data, _ in steps]
-    payloads[0] = head + payloads[0]
-    if end == "complete":
-        payloads[-1] += LAST_CHUNK
+        offsets, parts, content = _fragment(offsets, parts, content, frames.chunks, rng)
+    elif len(set(offsets)) < len(offsets):  # events due together go out in one write
+        offsets, parts, content = _merge_same_time(offsets, parts, content)
     return WireSchedule(
-        offsets=tuple(at for at, _, _ in steps),
-        payloads=tuple(payloads),
-        content=tuple(count for _, _, count in steps),
+        offsets=tuple(offsets),
+        parts=tuple(parts),
+        content=tuple(content),
         end=end,
         coalesce=kind != "fragment",
+        head=response_head(200, headers, length=None),
+        chunked=True,
+        chunk_frames=frames.chunks,
     )
+
+
+def _add(offsets: list[float], parts: list[tuple[Part, ...]], content: list[int], at: float, part: tuple) -> None:
+    offsets.append(at)
+    parts.append(part)
+    content.append(0)
+
+
+_INDEX_PARTS = tuple((i,) for i in range(4096))  # (i,) for the usual answer lengths, made once
+
+
+def _add_chunks(
+    offsets: list[float],
+    parts: list[tuple[Part, ...]],
+    content: list[int],
+    planned: tuple[float, ...],
+    start: int,
+    stop: int,
+    shift: float,
+) -> None:
+    """Writes for answer chunks start..stop-1, each at its planned offset plus `shift`."""
+    offsets.extend(planned[start:stop] if not shift else [at + shift for at in planned[start:stop]])
+    parts.extend(_INDEX_PARTS[start:stop] if stop <= len(_INDEX_PARTS) else [(i,) for i in range(start, stop)])
+    content.extend([1] * (stop - start))
 
 
 def body_schedule(
@@ -158,49 +216,56 @@ def body_schedule(
     response = server_error if kind == "error" else ok
     data = response_head(response.status, response.headers, length=len(response.body)) + response.body
     if kind == "disconnect":
-        return WireSchedule((cut_at,), (b"",), (0,), "abort")
+        return WireSchedule((cut_at,), ((),), (0,), "abort")
     if kind == "stall":
         if fault is None or fault.seconds is None:
-            return WireSchedule((cut_at,), (b"",), (0,), "stall")
+            return WireSchedule((cut_at,), ((),), (0,), "stall")
         at += fault.seconds
     if kind == "malformed":
         body = ok.body[: len(ok.body) // 2]
         data = response_head(ok.status, ok.headers, length=len(body)) + body
     if kind == "truncate":
         # The head promises the whole body; half of it arrives, then the connection closes.
-        return WireSchedule((at,), (data[: len(data) - len(ok.body) // 2],), (0,), "abort")
+        return WireSchedule((at,), ((data[: len(data) - len(ok.body) // 2],),), (0,), "abort")
     content = len(plan.chunks) if response is ok else 0
     if kind == "fragment":
-        steps = _fragment([(at, data, content)], rng)
+        offsets, parts, counts = _fragment([at], [(data,)], [content], (), rng)
         return WireSchedule(
-            tuple(s[0] for s in steps), tuple(s[1] for s in steps), tuple(s[2] for s in steps),
-            "complete", coalesce=False, status=response.status,
-        )  # fmt: skip
-    return WireSchedule((at,), (data,), (content,), "complete", status=response.status)
+            tuple(offsets), tuple(parts), tuple(counts), "complete", coalesce=False, status=response.status
+        )
+    return WireSchedule((at,), ((data,),), (content,), "complete", status=response.status)
 
 
-def _merge_same_time(steps: list[tuple[float, bytes, int]]) -> list[tuple[float, bytes, int]]:
+Writes = tuple[list[float], list[tuple[Part, ...]], list[int]]
+
+
+def _merge_same_time(offsets: list[float], parts: list[tuple[Part, ...]], content: list[int]) -> Writes:
     """One write for events due at the same moment (the head with the first chunk, the tail with
-    the last), as a real server's single flush sends them."""
-    merged: list[tuple[float, bytes, int]] = []
-    for at, data, count in steps:
-        if merged and merged[-1][0] == at:
-            last_at, last_data, last_count = merged[-1]
-            merged[-1] = (last_at, last_data + data, last_count + count)
-        else:
-            merged.append((at, data, count))
-    return merged
+    the last), as a real server's single flush sends them. Lists are changed in place."""
+    same = [k for k, (a, b) in enumerate(itertools.pairwise(offsets), 1) if a == b]
+    for k in reversed(same):
+        parts[k - 1] += parts[k]
+        content[k - 1] += content[k]
+        del offsets[k], parts[k], content[k]
+    return offsets, parts, content
 
 
-def _fragment(steps: list[tuple[float, bytes, int]], rng: random.Random) -> list[tuple[float, bytes, int]]:
+def _fragment(
+    offsets: list[float], parts: list[tuple[Part, ...]], content: list[int], chunks: Sequence[bytes], rng: random.Random
+) -> Writes:
     """Cut each event into 2-4 pieces at odd offsets, one inside a multi-byte character where there
     is one, each piece a short pause after the one before (so pieces never overtake each other)."""
-    pieces: list[tuple[float, bytes, int]] = []
+    out_offsets: list[float] = []
+    out_parts: list[tuple[Part, ...]] = []
+    out_content: list[int] = []
     when = 0.0
-    for at, data, count in steps:
+    for at, step_parts, count in zip(offsets, parts, content, strict=True):
+        data = b"".join(part if isinstance(part, bytes) else chunks[part] for part in step_parts)
         when = max(when, at)
         if len(data) < 2:
-            pieces.append((when, data, count))
+            out_offsets.append(when)
+            out_parts.append((data,) if data else ())
+            out_content.append(count)
             continue
         cuts = {rng.randrange(1, len(data)) for _ in range(rng.randint(1, 3))}
         inside = [i for i, byte in enumerate(data) if 0x80 <= byte <= 0xBF]
@@ -210,6 +275,8 @@ def _fragment(steps: list[tuple[float, bytes, int]], rng: random.Random) -> list
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             if k:
                 when += rng.uniform(*FRAGMENT_PAUSE_MS) / 1000.0
+            out_offsets.append(when)
+            out_parts.append((data[lo:hi],))
             # the answer chunks count as carried by the piece that completes them
-            pieces.append((when, data[lo:hi], count if hi == len(data) else 0))
-    return pieces
+            out_content.append(count if hi == len(data) else 0)
+    return out_offsets, out_parts, out_content

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,4 +98,29 @@ _ESCAPED: dict[str, bytes] = {}
 _ESCAPED_MAX = 200_000
 
 
-JsonHandler = Callable[[Call], HttpResponse]
+class TextFrames(Sequence[bytes]):
+    """Answer chunks as events `before + JSON string + after`, encoded when a write is due.
+
+    The frame around the text is made once per response; per chunk there is only the escape
+    (usually a cache hit) and one concatenation.
+    """
+
+    __slots__ = ("_after", "_before", "_texts")
+
+    def __init__(self, before: bytes, after: bytes, texts: Sequence[str]) -> None:
+        self._before = before
+        self._after = after
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        return self._before + json_string(self._texts[index]) + self._after
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TextFrames):
+            return NotImplemented
+        return (self._before, self._after, tuple(self._texts)) == (other._before, other._after, tuple(other._texts))
+
+    __hash__ = None  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, dumps, json_string
+from ._base import Call, Encoding, TextFrames, dumps, json_string
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _SAMPLING = ("temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
@@ -121,7 +121,7 @@ class OpenAIChat:
         return StreamFrames(
             head=head,
             head_on_arrival=False,
-            chunks=tuple(before + json_string(text) + after for text in plan.chunks),
+            chunks=TextFrames(before, after, plan.chunks),
             tail=tail,
             error=error,
             malformed=malformed,
