@@ -7,6 +7,7 @@ Tests find their own requests among concurrent ones by a unique marker in the pr
 from __future__ import annotations
 
 import itertools
+import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,6 +23,21 @@ SECRET_HEADERS = frozenset(
         "set-cookie",
     }
 )
+
+
+class RawBody(bytes):
+    """A request body kept as it came; decoded (JSON if it is JSON) only when the journal is read."""
+
+    def to_journal(self) -> Any:
+        try:
+            return json.loads(self) if self else None
+        except (ValueError, UnicodeDecodeError):
+            return self.decode("utf-8", "replace")
+
+
+def render(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry as JSON-ready data: values that know their journal form (a plan, a raw body) give it."""
+    return {key: value.to_journal() if hasattr(value, "to_journal") else value for key, value in entry.items()}
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
@@ -77,4 +93,4 @@ class Journal:
         if outcome is not None:
             entries = (e for e in entries if e.get("outcome") == outcome)
         found = list(entries)
-        return found[-limit:] if limit else found
+        return [render(entry) for entry in (found[-limit:] if limit else found)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from ._answers import choose_source
 from ._config import MockConfig
@@ -33,6 +34,17 @@ class Plan:
     prompt_tokens: int
     completion_tokens: int
     fault: Fault | None = None
+
+    def to_journal(self) -> dict[str, Any]:
+        """The plan as the journal shows it, in milliseconds."""
+        return {
+            "ttft_ms": self.ttft * 1000.0,
+            "offsets_ms": [offset * 1000.0 for offset in self.offsets],
+            "chunks": list(self.chunks),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "finish_reason": self.finish_reason,
+        }
 
     @property
     def end_offset(self) -> float:

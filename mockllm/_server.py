@@ -23,7 +23,7 @@ from ._config import MockConfig, merge, parse_config
 from ._errors import ConfigError, RequestError
 from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
 from ._http import ClientGone, Connection, HttpServer, Request
-from ._journal import Journal, redact
+from ._journal import Journal, RawBody, redact
 from ._metrics import Metrics
 from ._plan import Plan, plan_response, rng_for
 from ._request import ChatRequest, request_seed
@@ -183,7 +183,7 @@ class MockServer:
                 "path": call.path,
                 "dialect": dialect.name,
                 "headers": redact(call.headers),
-                "body": _body_for_journal(call.body),
+                "body": RawBody(call.body),
                 "outcome": "in_progress",
             }
         )
@@ -207,14 +207,7 @@ class MockServer:
             answer=plan.answer,
             fault=fault.spec if fault else None,
             fault_source=fault_source,
-            planned={
-                "ttft_ms": plan.ttft * 1000.0,
-                "offsets_ms": [offset * 1000.0 for offset in plan.offsets],
-                "chunks": list(plan.chunks),
-                "prompt_tokens": plan.prompt_tokens,
-                "completion_tokens": plan.completion_tokens,
-                "finish_reason": plan.finish_reason,
-            },
+            planned=plan,  # rendered when the journal is read, not on the way to the first token
         )
         outcome = "completed"
         sent: list[float] = []
@@ -418,10 +411,3 @@ class MockServer:
                 "uptime_s": time.time() - self._started,
             },
         )
-
-
-def _body_for_journal(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        return body.decode("utf-8", "replace")
