@@ -119,6 +119,7 @@ async def _demo(raw: dict[str, Any], prompt: str) -> None:
             "stream_options": {"include_usage": True}}  # fmt: skip
     print(f"POST /v1/chat/completions  {json.dumps(body['messages'])}\n")
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        await client.get("/health")  # open the connection first: time the answer, not the handshake
         start = time.perf_counter()
         first = None
         async with httpx_sse.aconnect_sse(client, "POST", "/v1/chat/completions", json=body) as source:
