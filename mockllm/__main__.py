@@ -76,9 +76,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.multibyte is not None:
         prose["multibyte"] = args.multibyte
     if prose:
-        default = raw.get("answers", {}).get("default", {}) if isinstance(raw.get("answers"), dict) else {}
-        base_prose = default.get("prose", {}) if isinstance(default, dict) else {}
-        flags["answers"] = {"default": {"prose": {**(base_prose or {}), **prose}}}
+        flags["answers"] = {"default": {"prose": prose}}  # merged deeply over the file's prose
     return merge(raw, flags)
 
 

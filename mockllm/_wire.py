@@ -135,15 +135,11 @@ def stream_schedule(
     parts: list[tuple[Part, ...]] = [()]
     content: list[int] = [0]
     if frames.head:
-        offsets.append(0.0 if frames.head_on_arrival else plan.ttft)
-        parts.append((frames.head,))
-        content.append(0)
+        _add(offsets, parts, content, 0.0 if frames.head_on_arrival else plan.ttft, (frames.head,))
     if kind in ("malformed", "pause") and cut < last:
         _add_chunks(offsets, parts, content, plan.offsets, 0, cut, 0.0)
         if kind == "malformed":
-            offsets.append(plan.offsets[cut])
-            parts.append((frames.malformed,))
-            content.append(0)
+            _add(offsets, parts, content, plan.offsets[cut], (frames.malformed,))
         _add_chunks(offsets, parts, content, plan.offsets, cut, last, shift)
     else:
         _add_chunks(offsets, parts, content, plan.offsets, 0, last, 0.0)
@@ -176,6 +172,7 @@ def stream_schedule(
 
 
 def _add(offsets: list[float], parts: list[tuple[Part, ...]], content: list[int], at: float, part: tuple) -> None:
+    """A write that carries no answer chunk (head, tail, error, a malformed event, a close)."""
     offsets.append(at)
     parts.append(part)
     content.append(0)

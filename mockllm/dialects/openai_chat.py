@@ -96,7 +96,7 @@ class OpenAIChat:
         envelope = (
             b'data: {"id":"' + enc.response_id.encode() + b'","object":"chat.completion.chunk","created":'
             + str(enc.created).encode() + b',"model":' + model + b',"service_tier":"default",'
-            b'"system_fingerprint":"' + _fingerprint(plan).encode() + b'","choices":['
+            b'"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
         )  # fmt: skip
         # Per chunk, only the text is encoded: the rest of the frame is made once here.
         before = envelope + b'{"index":0,"delta":{"content":'
@@ -150,7 +150,7 @@ class OpenAIChat:
             ],
             "usage": _usage(plan),
             "service_tier": "default",
-            "system_fingerprint": _fingerprint(plan),
+            "system_fingerprint": SYSTEM_FINGERPRINT,
         }
         return HttpResponse(200, JSON, dumps(body))
 
@@ -209,8 +209,7 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "mockllm"}
 
 
-def _fingerprint(plan: Plan) -> str:
-    return "fp_mock0001"
+SYSTEM_FINGERPRINT = "fp_mock0001"
 
 
 def _usage(plan: Plan) -> dict[str, Any]:
