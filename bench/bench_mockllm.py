@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,10 @@ class Plan:
     tokens: int = 100
     ttft_ms: int = 200
     itl_ms: int = 50
+    latency_repeats: int = 3
 
 
-QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20)
+QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20, latency_repeats=1)
 
 
 class Server:
@@ -204,7 +205,11 @@ def _throughput_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure_latency(plan: Plan, notes: Notes) -> list[dict[str, Any]]:
-    """TTFT/ITL percentiles of both servers at each concurrency level, plus target checks."""
+    """TTFT/ITL percentiles of both servers at each concurrency level, plus target checks.
+
+    Each level runs ``plan.latency_repeats`` times, the two servers alternating; each figure is the
+    median over the runs, so one burst of a noisy neighbour's work does not decide a verdict.
+    """
     specs = {
         "deadline baseline": baseline_argv("deadline", plan.tokens, plan.ttft_ms, plan.itl_ms),
         "mockllm": mockllm_argv(plan.tokens, plan.ttft_ms, plan.itl_ms),
@@ -214,14 +219,36 @@ def measure_latency(plan: Plan, notes: Notes) -> list[dict[str, Any]]:
     levels = []
     with servers(specs, notes) as started:
         for level in plan.levels:
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in started}
+            for _ in range(plan.latency_repeats):
+                for name, server in started.items():
+                    args = ["latency", "--url", server.url, "--streams", str(level)]
+                    raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
+                    runs[name].append(_latency_summary(raw))
             row: dict[str, Any] = {"streams": level}
-            for name, server in started.items():
-                args = ["latency", "--url", server.url, "--streams", str(level)]
-                raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
-                row[name] = _latency_summary(raw)
+            row.update({name: _median_run(name_runs) for name, name_runs in runs.items()})
             row["checks"] = check_targets(row["mockllm"], row["deadline baseline"], plan.itl_ms)
             levels.append(row)
     return levels
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts summed over the runs; each percentile the median of the runs' values."""
+    errors: dict[str, int] = {}
+    for run in runs:
+        for reason, count in run["errors"].items():
+            errors[reason] = errors.get(reason, 0) + count
+    return {
+        "ok": sum(r["ok"] for r in runs),
+        "streams": sum(r["streams"] for r in runs),
+        "failures": sum(r["failures"] for r in runs),
+        "errors": errors,
+        "content_events_per_stream": statistics.median(r["content_events_per_stream"] for r in runs),
+        "ttft_ms": {q: statistics.median(r["ttft_ms"][q] for r in runs) for q in runs[0]["ttft_ms"]},
+        "itl_ms": {q: statistics.median(r["itl_ms"][q] for r in runs) for q in runs[0]["itl_ms"]},
+        "itl_samples": sum(r["itl_samples"] for r in runs),
+        "runs": runs,
+    }
 
 
 def _latency_summary(raw: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +300,7 @@ def render(plan: Plan, report: dict[str, Any]) -> str:
         f"{CLIENT_CPU}: {'pinned' if report['pinned'] else 'NOT pinned (affinity unavailable)'}",
         "load average (1 min) before / after: {:.2f} / {:.2f}".format(*report["loadavg"]),
         "",
-        *_render_part(_render_throughput, plan, report["throughput"]),
+        *(_render_part(_render_throughput, plan, report["throughput"]) if report["throughput"] else ["(a) skipped"]),
         "",
         *_render_part(_render_latency, plan, report["latency"]),
     ]
@@ -312,16 +339,19 @@ def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"(b) client-observed latency, configured TTFT {plan.ttft_ms} ms, ITL {plan.itl_ms} ms, "
         f"{plan.tokens} tokens/stream; all connections",
-        "    opened first, then every request sent at once; ms, nearest-rank percentiles",
+        "    opened first, then every request sent at once; ms, nearest-rank percentiles; each figure",
+        f"    the median of {plan.latency_repeats} alternating run(s); [per-run TTFT p99 in brackets]",
         f"    {'streams':>7}  {'server':<20}{'ok':>11}" + _LATENCY_COLUMNS,
     ]
     for row in levels:
         for name in ("deadline baseline", "mockllm"):
             r = row[name]
             ok = f"{r['ok']}/{r['streams']}"
+            spread = ", ".join(f"{run['ttft_ms']['p99']:.0f}" for run in r["runs"])
             lines.append(
                 f"    {row['streams']:>7}  {name:<20}{ok:>11}{r['ttft_ms']['p50']:>10.2f}"
                 f"{r['ttft_ms']['p99']:>10.2f}{r['itl_ms']['p50']:>9.2f}{r['itl_ms']['p99']:>9.2f}"
+                f"  [{spread}]"
             )
     rule = "p50: |dev| <= bound; p99: dev <= bound"
     lines += ["", f"    mockllm targets, signed deviation in ms ({rule}):"]
@@ -348,16 +378,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_mockllm", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny run, a smoke test")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--levels", type=lambda text: tuple(int(v) for v in text.split(",")), help="concurrency levels, e.g. 1000"
+    )
+    parser.add_argument("--latency-only", action="store_true", help="skip the zero-delay throughput part")
     args = parser.parse_args(argv)
     raise_nofile_limit()  # inherited by every server and client started below
     plan = QUICK if args.quick else Plan()
+    if args.levels:
+        plan = replace(plan, levels=args.levels)
     notes: Notes = {}
     load_before = os.getloadavg()[0]  # others' work on a shared machine skews every figure
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "plan": asdict(plan),
         "pinned": can_pin(),
-        "throughput": _attempt(measure_throughput, plan, notes),
+        "throughput": None if args.latency_only else _attempt(measure_throughput, plan, notes),
         "latency": _attempt(measure_latency, plan, notes),
         "server_notes": notes,
     }

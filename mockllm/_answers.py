@@ -117,6 +117,7 @@ class ProseAnswer:
 
 
 POOL_SENTENCES = 4096
+POOL_BITS = 12  # POOL_SENTENCES == 2**POOL_BITS: an index is one getrandbits call, no rejection loop
 
 
 @cache
@@ -172,9 +173,9 @@ def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, par
     pool = sentence_pool(multibyte)
     tokens: list[str] = []
     sentences = 0
-    randrange = rng.randrange
+    draw = rng.getrandbits
     while len(tokens) < target_tokens:
-        index = randrange(POOL_SENTENCES)
+        index = draw(POOL_BITS)
         if not sentences:
             tokens.extend(pool.opening[index])
         elif sentences % paragraph:

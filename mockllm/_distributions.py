@@ -46,11 +46,13 @@ class Distribution:
     def is_constant(self) -> bool:
         return self.kind == "constant"
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: random.Random | None) -> float:
+        """One draw; a constant needs no generator (`rng` may then be None)."""
         kind = self.kind
         if kind == "constant":
-            value = self.a
-        elif kind == "uniform":
+            return min(max(self.a, self.low), self.high)
+        assert rng is not None, f"a {kind} distribution draws from a generator"
+        if kind == "uniform":
             value = rng.uniform(self.a, self.b)
         elif kind == "normal":
             value = rng.gauss(self.a, self.b)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ._answers import choose_source
@@ -104,13 +105,13 @@ def _schedule(
     ttft_dist = _override(timing.ttft_ms, request.overrides.ttft_ms)
     itl_dist = _override(timing.itl_ms, request.overrides.itl_ms)
     ttft_factor, itl_factor = timing.load.factors(active) if timing.load else (1.0, 1.0)
-    rng = rng_for(seed, "timing")
+    # A constant draws nothing: no generator to seed (seeding costs microseconds per request).
+    rng = None if ttft_dist.is_constant and itl_dist.is_constant else rng_for(seed, "timing")
     ttft_ms = (ttft_dist.sample(rng) + timing.prefill_ms_per_token * prompt_tokens) * ttft_factor
     ttft = ttft_ms / 1000.0
     itl_scale = itl_factor / 1000.0
     if itl_dist.is_constant:
-        gap = itl_dist.sample(rng) * itl_scale
-        return ttft, tuple(ttft + i * gap for i in range(n_chunks))
+        return ttft, _evenly_spaced(ttft, itl_dist.sample(rng) * itl_scale, n_chunks)
     offsets = []
     at = ttft
     sample = itl_dist.sample
@@ -119,6 +120,12 @@ def _schedule(
             at += sample(rng) * itl_scale
         offsets.append(at)
     return ttft, tuple(offsets)
+
+
+@lru_cache(maxsize=1024)
+def _evenly_spaced(first: float, gap: float, n: int) -> tuple[float, ...]:
+    """`first + i * gap`: with constant timing every request shares one tuple."""
+    return tuple(first + i * gap for i in range(n))
 
 
 def _override(configured: Distribution, value_ms: float | None) -> Distribution:

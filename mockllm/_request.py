@@ -64,20 +64,24 @@ def request_seed(global_seed: int, request: ChatRequest) -> int:
     the arrival order or the dialect; `stream` is left out so a streamed and a non-streamed call
     get the same answer.
     """
-    canonical = json.dumps(
-        [
-            global_seed,
-            request.model,
-            [[m.role, m.content] for m in request.messages],
-            request.max_tokens,
-            request.sampling,
-            request.overrides.seed,
-        ],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big")
+    # Every string goes in with its length in front, so no two requests share an encoding.
+    hasher = hashlib.blake2b(digest_size=8)
+    update = hasher.update
+    update(b"%d|%d|%s|%s|" % (global_seed, -1 if request.max_tokens is None else request.max_tokens,
+                              _field(request.model), _field(request.overrides.seed)))  # fmt: skip
+    for message in request.messages:
+        update(_field(message.role))
+        update(_field(message.content))
+    if request.sampling:
+        update(json.dumps(request.sampling, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+    return int.from_bytes(hasher.digest(), "big")
+
+
+def _field(text: str | None) -> bytes:
+    if text is None:
+        return b"-"
+    data = text.encode("utf-8", "surrogatepass")
+    return b"%d:%b" % (len(data), data)
 
 
 _HEADER_OVERRIDES: dict[str, tuple[str, type]] = {
@@ -88,9 +92,15 @@ _HEADER_OVERRIDES: dict[str, tuple[str, type]] = {
 }
 
 
+_NO_OVERRIDES = Overrides()
+
+
 def overrides_from_headers(headers: Mapping[str, str]) -> Overrides:
     """The per-request `x-mock-*` settings; a bad value is a 400 naming the header."""
-    values: dict[str, Any] = {"seed": headers.get("x-mock-seed")}
+    seed = headers.get("x-mock-seed")
+    if seed is None and not any(map(headers.__contains__, _HEADER_OVERRIDES)):
+        return _NO_OVERRIDES
+    values: dict[str, Any] = {"seed": seed}
     for header, (name, kind) in _HEADER_OVERRIDES.items():
         raw = headers.get(header)
         if raw is None:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ._answers import ProseAnswer, warm_up
+from ._arrivals import ArrivalQueue
 from ._config import MockConfig, merge, parse_config
 from ._errors import ConfigError, RequestError
 from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
@@ -102,6 +103,7 @@ class MockServer:
         self._rule_counts: list[int] = [0] * len(self.config.fault_rules)
         self._started = time.time()
         self._http = HttpServer(self._handle)
+        self._arrivals = ArrivalQueue()
         self._routes = _Routes()
         for dialect in DIALECTS:
             for method, path in dialect.chat_routes:
@@ -150,7 +152,7 @@ class MockServer:
         call = Call(
             method=request.method,
             path=request.path,
-            query=dict(parse_qsl(request.query)),
+            query=dict(parse_qsl(request.query)) if request.query else {},
             headers=request.headers,
             body=request.body,
             path_params=found[1] if found else {},
@@ -175,40 +177,10 @@ class MockServer:
     # -- the chat path ----------------------------------------------------------------------------
 
     async def _chat(self, dialect: Dialect, call: Call, request: Request, conn: Connection) -> None:
-        config = self.config
-        entry = self.journal.open(
-            {
-                "time": time.time(),
-                "method": call.method,
-                "path": call.path,
-                "dialect": dialect.name,
-                "headers": redact(call.headers),
-                "body": RawBody(call.body),
-                "outcome": "in_progress",
-            }
-        )
-        try:
-            chat, options = dialect.parse(call)
-            fault, fault_source = self._choose_fault(config, chat, call)
-        except RequestError as err:
-            entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
-            self.metrics.record(dialect.name, "rejected", None, (), ())
-            await conn.play(immediate(dialect.error(err.status, err.message, param=err.param)), request.arrival)
+        entry, schedule = await self._arrivals.run(lambda: self._prepare(dialect, call))
+        if entry.get("outcome") == "rejected":
+            await conn.play(schedule, request.arrival)
             return
-
-        plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
-        schedule = self._schedule(dialect, plan, chat, call, options)
-        entry.update(
-            prompt=chat.prompt,
-            model=chat.model,
-            stream=chat.stream,
-            status=schedule.status,
-            seed=plan.seed,
-            answer=plan.answer,
-            fault=fault.spec if fault else None,
-            fault_source=fault_source,
-            planned=plan,  # rendered when the journal is read, not on the way to the first token
-        )
         outcome = "completed"
         sent: list[float] = []
         self.active_streams += 1
@@ -227,6 +199,42 @@ class MockServer:
             self.active_streams -= 1
             self._record(entry, dialect.name, outcome, schedule, request.arrival, sent)
 
+    def _prepare(self, dialect: Dialect, call: Call) -> tuple[dict[str, Any], WireSchedule]:
+        """The journal entry and the wire schedule of one chat request: all its work before play."""
+        config = self.config
+        entry = self.journal.open(
+            {
+                "time": time.time(),
+                "method": call.method,
+                "path": call.path,
+                "dialect": dialect.name,
+                "headers": redact(call.headers),
+                "body": RawBody(call.body),
+                "outcome": "in_progress",
+            }
+        )
+        try:
+            chat, options = dialect.parse(call)
+            fault, fault_source = self._choose_fault(config, chat, call)
+        except RequestError as err:
+            entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
+            self.metrics.record(dialect.name, "rejected", None, (), ())
+            return entry, immediate(dialect.error(err.status, err.message, param=err.param))
+        plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
+        schedule = self._schedule(dialect, plan, chat, call, options)
+        entry.update(
+            prompt=chat.prompt,
+            model=chat.model,
+            stream=chat.stream,
+            status=schedule.status,
+            seed=plan.seed,
+            answer=plan.answer,
+            fault=fault.spec if fault else None,
+            fault_source=fault_source,
+            planned=plan,  # rendered when the journal is read, not on the way to the first token
+        )
+        return entry, schedule
+
     def _schedule(self, dialect: Dialect, plan: Plan, chat: ChatRequest, call: Call, options: Any) -> WireSchedule:
         enc = Encoding(
             request=chat,
@@ -240,7 +248,7 @@ class MockServer:
         if fault is not None and fault.kind == "http":
             error = dialect.error(fault.status, None, retry_after=fault.retry_after)
             return immediate(HttpResponse(error.status, error.headers + request_id, error.body))
-        rng = rng_for(plan.seed, "wire")
+        rng = rng_for(plan.seed, "wire") if fault is not None and fault.kind == "fragment" else None
         if chat.stream:
             return stream_schedule(plan, dialect.stream_frames(plan, enc), dialect.stream_headers + request_id, rng)
         ok = dialect.response(plan, enc)

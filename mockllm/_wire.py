@@ -11,9 +11,11 @@ before its first tokens encoding every stream to the end.
 from __future__ import annotations
 
 import itertools
+import operator
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Literal
 
@@ -117,10 +119,14 @@ def stream_schedule(
     plan: Plan,
     frames: StreamFrames,
     headers: tuple[tuple[str, str], ...],
-    rng: random.Random,
+    rng: random.Random | None,
 ) -> WireSchedule:
     """The streamed response, with the plan's fault applied."""
     fault = plan.fault
+    if fault is None and not frames.head_on_arrival:
+        plain = _plain_stream(plan, frames, headers)
+        if plain is not None:
+            return plain
     kind = fault.kind if fault else None
     n = len(frames.chunks)
     cut = n if fault is None or fault.after is None else min(fault.after, n)
@@ -171,6 +177,34 @@ def stream_schedule(
     )
 
 
+def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, str], ...]) -> WireSchedule | None:
+    """The common case in constant time: no fault, the head rides with the first chunk, the tail
+    with the last, every chunk strictly later than the one before. None when it does not apply."""
+    offsets = plan.offsets
+    n = len(offsets)
+    if not n or offsets[0] <= 0.0 or n > len(_INDEX_PARTS) or not all(map(operator.lt, offsets, offsets[1:])):
+        return None
+    head, tail = frames.head, frames.tail
+    if n == 1:
+        parts: tuple[tuple[Part, ...], ...] = ((), (head, 0, tail))
+    else:
+        parts = ((), (head, 0), *_INDEX_PARTS[1 : n - 1], (n - 1, tail))
+    return WireSchedule(
+        offsets=(0.0, *offsets),
+        parts=parts,
+        content=_plain_content(n),
+        end="complete",
+        head=response_head(200, headers, length=None),
+        chunked=True,
+        chunk_frames=frames.chunks,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _plain_content(n: int) -> tuple[int, ...]:
+    return (0,) + (1,) * n
+
+
 def _add(offsets: list[float], parts: list[tuple[Part, ...]], content: list[int], at: float, part: tuple) -> None:
     """A write that carries no answer chunk (head, tail, error, a malformed event, a close)."""
     offsets.append(at)
@@ -200,7 +234,7 @@ def body_schedule(
     plan: Plan,
     ok: HttpResponse,
     server_error: HttpResponse,
-    rng: random.Random,
+    rng: random.Random | None,
 ) -> WireSchedule:
     """The non-streamed response, sent when its last token is due, with the plan's fault applied."""
     fault = plan.fault
@@ -248,10 +282,15 @@ def _merge_same_time(offsets: list[float], parts: list[tuple[Part, ...]], conten
 
 
 def _fragment(
-    offsets: list[float], parts: list[tuple[Part, ...]], content: list[int], chunks: Sequence[bytes], rng: random.Random
+    offsets: list[float],
+    parts: list[tuple[Part, ...]],
+    content: list[int],
+    chunks: Sequence[bytes],
+    rng: random.Random | None,
 ) -> Writes:
     """Cut each event into 2-4 pieces at odd offsets, one inside a multi-byte character where there
     is one, each piece a short pause after the one before (so pieces never overtake each other)."""
+    assert rng is not None, "fragmenting draws its cuts from the request's generator"
     out_offsets: list[float] = []
     out_parts: list[tuple[Part, ...]] = []
     out_content: list[int] = []

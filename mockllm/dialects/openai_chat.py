@@ -35,6 +35,12 @@ _ERROR_SHAPES: dict[int, tuple[str, str | None, str]] = {
 }  # fmt: skip
 
 
+_ERROR_EVENT = b"data: " + dumps(
+    {"error": {"message": "The server had an error while processing your request. Sorry about that!",
+               "type": "server_error", "param": None, "code": None}}
+) + b"\n\n"  # fmt: skip
+
+
 class OpenAIChat:
     name = "openai-chat"
     chat_routes = (("POST", "/v1/chat/completions"),)
@@ -112,10 +118,6 @@ class OpenAIChat:
         if enc.options["include_usage"]:
             tail += envelope + b'],"usage":' + dumps(_usage(plan)) + b"}\n\n"
         tail += b"data: [DONE]\n\n"
-        error = b"data: " + dumps(
-            {"error": {"message": "The server had an error while processing your request. Sorry about that!",
-                       "type": "server_error", "param": None, "code": None}}
-        ) + b"\n\n"  # fmt: skip
         # A frame cut off in the middle of its JSON, as a broken proxy or a buggy upstream sends it.
         malformed = before + b'"' + b"\n\n"
         return StreamFrames(
@@ -123,7 +125,7 @@ class OpenAIChat:
             head_on_arrival=False,
             chunks=TextFrames(before, after, plan.chunks),
             tail=tail,
-            error=error,
+            error=_ERROR_EVENT,
             malformed=malformed,
         )
 
