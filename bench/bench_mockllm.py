@@ -243,7 +243,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "streams": sum(r["streams"] for r in runs),
         "failures": sum(r["failures"] for r in runs),
         "errors": errors,
-        "content_events_per_stream": statistics.median(r["content_events_per_stream"] for r in runs),
+        "content_events_per_stream": runs[0]["content_events_per_stream"],
         "ttft_ms": {q: statistics.median(r["ttft_ms"][q] for r in runs) for q in runs[0]["ttft_ms"]},
         "itl_ms": {q: statistics.median(r["itl_ms"][q] for r in runs) for q in runs[0]["itl_ms"]},
         "itl_samples": sum(r["itl_samples"] for r in runs),

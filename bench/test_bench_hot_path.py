@@ -31,7 +31,7 @@ def respond(i: int, tokens: int) -> int:
     chat = request(i, tokens)
     plan = plan_response(CONFIG, chat)
     call = Call("POST", "/v1/chat/completions", {}, {}, b"")
-    enc = Encoding(chat, call, "chatcmpl-x", 1_700_000_000, {"include_usage": True})
+    enc = Encoding(chat, call, "x", 1_700_000_000, {"include_usage": True})
     schedule = stream_schedule(plan, DIALECT.stream_frames(plan, enc), DIALECT.stream_headers, random.Random(0))
     return len(schedule.payloads)
 

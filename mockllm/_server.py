@@ -219,7 +219,7 @@ class MockServer:
         except RequestError as err:
             entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
             self.metrics.record(dialect.name, "rejected", None, (), ())
-            return entry, immediate(dialect.error(err.status, err.message, param=err.param))
+            return entry, immediate(dialect.error(err.status, err.message, param=err.param, call=call))
         plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
         schedule = self._schedule(dialect, plan, chat, call, options)
         entry.update(
@@ -239,20 +239,22 @@ class MockServer:
         enc = Encoding(
             request=chat,
             call=call,
-            response_id=f"chatcmpl-mock{plan.seed:016x}",
+            ident=f"mock{plan.seed:016x}",
             created=1_700_000_000 + plan.seed % 100_000_000,  # from the seed: same request, same bytes
             options=options,
         )
         request_id = (("x-request-id", f"req_mock{plan.seed:016x}"),)
         fault = plan.fault
         if fault is not None and fault.kind == "http":
-            error = dialect.error(fault.status, None, retry_after=fault.retry_after)
+            error = dialect.error(fault.status, retry_after=fault.retry_after, call=call)
             return immediate(HttpResponse(error.status, error.headers + request_id, error.body))
         rng = rng_for(plan.seed, "wire") if fault is not None and fault.kind == "fragment" else None
         if chat.stream:
-            return stream_schedule(plan, dialect.stream_frames(plan, enc), dialect.stream_headers + request_id, rng)
+            frames = dialect.stream_frames(plan, enc)
+            headers = dialect.stream_headers if frames.headers is None else frames.headers
+            return stream_schedule(plan, frames, headers + request_id, rng)
         ok = dialect.response(plan, enc)
-        failed = dialect.error(500, None)
+        failed = dialect.error(500, call=call)
         return body_schedule(
             plan,
             HttpResponse(ok.status, ok.headers + request_id, ok.body),

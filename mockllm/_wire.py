@@ -38,6 +38,7 @@ class StreamFrames:
     tail: bytes  # events after the last chunk (finish, usage, [DONE])
     error: bytes  # the in-band error event
     malformed: bytes  # an event whose data is not valid JSON
+    headers: tuple[tuple[str, str], ...] | None = None  # instead of the dialect's stream_headers
 
 
 @dataclass(frozen=True, slots=True)

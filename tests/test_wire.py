@@ -142,7 +142,7 @@ def make_plan(
 
 def encoding(request: ChatRequest, *, include_usage: bool = False) -> Encoding:
     call = Call("POST", "/v1/chat/completions", {}, {}, b"{}")
-    return Encoding(request, call, "chatcmpl-test", 1_700_000_000, {"include_usage": include_usage})
+    return Encoding(request, call, "test", 1_700_000_000, {"include_usage": include_usage})
 
 
 def streamed(fault: str | None = None, *, include_usage: bool = False, seed: int = 0, **plan_args: Any) -> WireSchedule:

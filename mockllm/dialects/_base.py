@@ -44,7 +44,7 @@ class Encoding:
 
     request: ChatRequest
     call: Call
-    response_id: str
+    ident: str  # unique per request seed, e.g. "mock0123456789abcdef"; each dialect adds its prefix
     created: int
     options: Mapping[str, Any]  # dialect-specific request options (e.g. include_usage)
 
@@ -68,12 +68,14 @@ class Dialect(Protocol):
     def error(
         self,
         status: int,
-        message: str,
+        message: str | None = None,
         *,
         param: str | None = None,
         retry_after: float | None = None,
+        call: Call | None = None,
     ) -> HttpResponse:
-        """An HTTP error shaped as this provider shapes it."""
+        """An HTTP error shaped as this provider shapes it (`call`, when given, is the request it
+        answers: Gemini wraps the error in an array where the response would have been one)."""
         ...
 
 
@@ -122,5 +124,33 @@ class TextFrames(Sequence[bytes]):
         if not isinstance(other, TextFrames):
             return NotImplemented
         return (self._before, self._after, tuple(self._texts)) == (other._before, other._after, tuple(other._texts))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class NumberedTextFrames(TextFrames):
+    """Events `before + number + middle + JSON string + after`, numbered from `first` (the
+    Responses API's `sequence_number`)."""
+
+    __slots__ = ("_first", "_middle")
+
+    def __init__(self, before: bytes, middle: bytes, after: bytes, texts: Sequence[str], first: int) -> None:
+        super().__init__(before, after, texts)
+        self._middle = middle
+        self._first = first
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        return b"%b%d%b%b%b" % (
+            self._before,
+            self._first + index,
+            self._middle,
+            json_string(self._texts[index]),
+            self._after,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NumberedTextFrames):
+            return NotImplemented
+        return super().__eq__(other) and (self._middle, self._first) == (other._middle, other._first)
 
     __hash__ = None  # type: ignore[assignment]

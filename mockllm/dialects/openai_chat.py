@@ -100,7 +100,7 @@ class OpenAIChat:
         model = json_string(enc.request.model)
         usage_field = b',"usage":null' if enc.options["include_usage"] else b""
         envelope = (
-            b'data: {"id":"' + enc.response_id.encode() + b'","object":"chat.completion.chunk","created":'
+            b'data: {"id":"chatcmpl-' + enc.ident.encode() + b'","object":"chat.completion.chunk","created":'
             + str(enc.created).encode() + b',"model":' + model + b',"service_tier":"default",'
             b'"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
         )  # fmt: skip
@@ -133,7 +133,7 @@ class OpenAIChat:
 
     def response(self, plan: Plan, enc: Encoding) -> HttpResponse:
         body = {
-            "id": enc.response_id,
+            "id": f"chatcmpl-{enc.ident}",
             "object": "chat.completion",
             "created": enc.created,
             "model": enc.request.model,
@@ -163,6 +163,7 @@ class OpenAIChat:
         *,
         param: str | None = None,
         retry_after: float | None = None,
+        call: Call | None = None,
     ) -> HttpResponse:
         kind, code, default_message = _ERROR_SHAPES.get(
             status,
