@@ -1,4 +1,4 @@
-"""Where answer text comes from: fixed, templated, echoed or generated prose.
+"""Where answer text comes from: fixed, templated, echoed, generated prose or a replayed capture.
 
 Rules in config pick a source by the last user message (substring or regex), the model and the
 turn number; the first rule that matches wins, else the default (prose). Every source draws only
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import jinja2
 import jinja2.sandbox
@@ -18,6 +18,7 @@ import jinja2.sandbox
 from ._distributions import Distribution, parse_distribution
 from ._errors import ConfigError
 from ._faults import Match, parse_match
+from ._replay import Transcript, load_transcript
 from ._request import ChatRequest, Message
 from ._tokenizer import count_tokens, tokenize
 
@@ -31,6 +32,10 @@ MULTIBYTE_WORDS = (
 
 
 class AnswerSource(Protocol):
+    # A source with a pace of its own (a replay) gives each piece's due time, in seconds after
+    # arrival, and its pieces are the stream's chunks; None lets the timing config decide.
+    recorded_offsets: tuple[float, ...] | None
+
     def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
         """The answer as tokens (joined, the text): sources that build text from pre-tokenized
         pieces skip tokenizing it again."""
@@ -41,6 +46,7 @@ class AnswerSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FixedAnswer:
+    recorded_offsets: ClassVar[None] = None
     value: str
     _tokens: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
@@ -58,6 +64,8 @@ class FixedAnswer:
 class EchoAnswer:
     """The last user message, verbatim."""
 
+    recorded_offsets: ClassVar[None] = None
+
     def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
         return tokenize(request.last_user)
 
@@ -71,6 +79,8 @@ _TEMPLATES = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.Stric
 @dataclass(frozen=True, slots=True)
 class TemplateAnswer:
     """A jinja2 template over `last_user`, `model`, `turn`, `messages` and `seed`."""
+
+    recorded_offsets: ClassVar[None] = None
 
     source: str
     template: jinja2.Template = field(compare=False)
@@ -94,6 +104,8 @@ class TemplateAnswer:
 @dataclass(frozen=True, slots=True)
 class ProseAnswer:
     """Faker-generated English prose of a drawn length in tokens, with optional multi-byte words."""
+
+    recorded_offsets: ClassVar[None] = None
 
     length_tokens: Distribution = field(default_factory=lambda: Distribution("lognormal", 60.0, 0.5, 5.0, 400.0))
     multibyte: float = 0.0  # probability that a word is replaced by a multi-byte one
@@ -197,6 +209,26 @@ def generate_prose(target_tokens: int, rng: random.Random, multibyte: float, par
     return [*kept[:-1], "."]  # unreachable in practice: "." after a line break is its own token
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayAnswer:
+    """A captured stream's chunks, each due at its recorded time divided by `speed`."""
+
+    transcript: Transcript
+    source: str  # as written in config: a path or the name of a shipped transcript
+    speed: float = 1.0
+    recorded_offsets: tuple[float, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        scale = 1.0 / (1000.0 * self.speed)
+        object.__setattr__(self, "recorded_offsets", tuple(at * scale for at in self.transcript.at_ms))
+
+    def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
+        return list(self.transcript.chunks)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"replay": {"transcript": self.source, "speed": self.speed}}
+
+
 _SAMPLE_REQUEST = ChatRequest(model="sample", messages=(Message("user", "sample"),))
 
 
@@ -220,9 +252,10 @@ def choose_source(rules: tuple[AnswerRule, ...], default: AnswerSource, request:
 
 
 def parse_source(value: Any, key: str) -> AnswerSource:
-    """Read one of `{fixed: TEXT}`, `{template: JINJA}`, `{echo: true}`, `{prose: {...}}`."""
+    """Read one of `{fixed: TEXT}`, `{template: JINJA}`, `{echo: true}`, `{prose: {...}}`,
+    `{replay: {transcript: PATH_OR_NAME, speed: X}}`."""
     if not isinstance(value, dict) or len(value) != 1:
-        raise ConfigError(key, "expected exactly one of fixed, template, echo, prose")
+        raise ConfigError(key, "expected exactly one of fixed, template, echo, prose, replay")
     ((kind, spec),) = value.items()
     if kind == "fixed":
         if not isinstance(spec, str):
@@ -245,7 +278,26 @@ def parse_source(value: Any, key: str) -> AnswerSource:
         return EchoAnswer()
     if kind == "prose":
         return _parse_prose(spec or {}, f"{key}.prose")
-    raise ConfigError(f"{key}.{kind}", "unknown answer source; use fixed, template, echo or prose")
+    if kind == "replay":
+        return _parse_replay(spec, f"{key}.replay")
+    raise ConfigError(f"{key}.{kind}", "unknown answer source; use fixed, template, echo, prose or replay")
+
+
+def _parse_replay(spec: Any, key: str) -> ReplayAnswer:
+    if isinstance(spec, str):
+        spec = {"transcript": spec}
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"expected a mapping with 'transcript' (and 'speed'), got {spec!r}")
+    unknown = sorted(set(spec) - {"transcript", "speed"})
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", "unknown field; use transcript, speed")
+    name = spec.get("transcript")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{key}.transcript", f"expected a file path or a shipped transcript's name, got {name!r}")
+    speed = spec.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0 < speed <= 1000:
+        raise ConfigError(f"{key}.speed", f"expected a number in (0, 1000], got {speed!r}")
+    return ReplayAnswer(load_transcript(name, f"{key}.transcript"), name, float(speed))
 
 
 def _parse_prose(spec: Any, key: str) -> ProseAnswer:

@@ -19,7 +19,7 @@ from ._config import MockConfig
 from ._distributions import Distribution
 from ._faults import Fault
 from ._request import ChatRequest, request_seed
-from ._tokenizer import count_prompt_tokens
+from ._tokenizer import count_prompt_tokens, count_tokens, tokenize
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,8 @@ def plan_response(
     seed = request_seed(config.seed, request)
     source = choose_source(config.answer_rules, config.default_answer, request)
     tokens = source.tokens(request, rng_for(seed, "text"), seed)
+    if source.recorded_offsets is not None:
+        return _paced_plan(seed, request, tokens, source.recorded_offsets, fault)
     finish_reason = "stop"
     if request.max_tokens is not None and len(tokens) > request.max_tokens:
         tokens = tokens[: request.max_tokens]
@@ -126,6 +128,43 @@ def _schedule(
 def _evenly_spaced(first: float, gap: float, n: int) -> tuple[float, ...]:
     """`first + i * gap`: with constant timing every request shares one tuple."""
     return tuple(first + i * gap for i in range(n))
+
+
+def _paced_plan(
+    seed: int, request: ChatRequest, chunks: list[str], offsets: tuple[float, ...], fault: Fault | None
+) -> Plan:
+    """A plan whose chunks and due times come from the source (a replayed capture): the
+    recording fixes the chunking and the pace; `max_tokens` still cuts, mid-chunk if need be."""
+    answer = "".join(chunks)
+    finish_reason = "stop"
+    if request.max_tokens is not None:
+        pieces = tokenize(answer)
+        if len(pieces) > request.max_tokens:
+            answer = "".join(pieces[: request.max_tokens])
+            finish_reason = "length"
+            chunks, offsets = _cut(chunks, offsets, len(answer))
+    return Plan(
+        seed=seed,
+        answer=answer,
+        chunks=tuple(chunks),
+        offsets=tuple(offsets),
+        ttft=offsets[0] if offsets else 0.0,
+        finish_reason=finish_reason,
+        prompt_tokens=count_prompt_tokens([m.content for m in request.messages]),
+        completion_tokens=count_tokens(answer),
+        fault=fault,
+    )
+
+
+def _cut(chunks: list[str], offsets: tuple[float, ...], length: int) -> tuple[list[str], tuple[float, ...]]:
+    """The chunks that make up the first `length` characters, the last one cut if need be."""
+    kept: list[str] = []
+    for chunk in chunks:
+        if length <= 0:
+            break
+        kept.append(chunk[:length])
+        length -= len(chunk)
+    return kept, offsets[: len(kept)]
 
 
 def _override(configured: Distribution, value_ms: float | None) -> Distribution:

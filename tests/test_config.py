@@ -643,7 +643,7 @@ def test_parse_source_kinds() -> None:
         ({"prose": {"multibyte": True}}, "k.prose.multibyte", "got True"),
         ({"prose": {"length_tokens": -3}}, "k.prose.length_tokens", "must be >= 0, got -3"),
         ({"prose": {"words": 3}}, "k.prose.words", "unknown field"),
-        ({"limerick": "x"}, "k.limerick", "unknown answer source; use fixed, template, echo or prose"),
+        ({"limerick": "x"}, "k.limerick", "unknown answer source; use fixed, template, echo, prose or replay"),
     ],
 )
 def test_parse_source_errors(value: Any, key: str, fragment: str) -> None:
