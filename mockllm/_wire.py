@@ -123,11 +123,18 @@ def stream_schedule(
     rng: random.Random | None,
 ) -> WireSchedule:
     """The streamed response, with the plan's fault applied."""
-    fault = plan.fault
-    if fault is None and not frames.head_on_arrival:
+    if plan.fault is None:
         plain = _plain_stream(plan, frames, headers)
         if plain is not None:
             return plain
+    return _any_stream(plan, frames, headers, rng)
+
+
+def _any_stream(
+    plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, str], ...], rng: random.Random | None
+) -> WireSchedule:
+    """Any plan, any fault: the writes listed one by one, then those due together merged."""
+    fault = plan.fault
     kind = fault.kind if fault else None
     n = len(frames.chunks)
     cut = n if fault is None or fault.after is None else min(fault.after, n)
@@ -179,17 +186,20 @@ def stream_schedule(
 
 
 def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, str], ...]) -> WireSchedule | None:
-    """The common case in constant time: no fault, the head rides with the first chunk, the tail
-    with the last, every chunk strictly later than the one before. None when it does not apply."""
+    """The common case in constant time: no fault, the head with the response head (on arrival)
+    or with the first chunk, the tail with the last chunk, every chunk strictly later than the one
+    before. None when it does not apply."""
     offsets = plan.offsets
     n = len(offsets)
     if not n or offsets[0] <= 0.0 or n > len(_INDEX_PARTS) or not all(map(operator.lt, offsets, offsets[1:])):
         return None
     head, tail = frames.head, frames.tail
+    arrival: tuple[Part, ...] = (head,) if frames.head_on_arrival and head else ()
+    first: tuple[Part, ...] = (0,) if arrival else (head, 0)
     if n == 1:
-        parts: tuple[tuple[Part, ...], ...] = ((), (head, 0, tail))
+        parts: tuple[tuple[Part, ...], ...] = (arrival, (*first, tail))
     else:
-        parts = ((), (head, 0), *_INDEX_PARTS[1 : n - 1], (n - 1, tail))
+        parts = (arrival, first, *_INDEX_PARTS[1 : n - 1], (n - 1, tail))
     return WireSchedule(
         offsets=(0.0, *offsets),
         parts=parts,

@@ -15,7 +15,16 @@ from mockllm._config import parse_config
 from mockllm._faults import parse_fault
 from mockllm._plan import Plan, plan_response
 from mockllm._request import ChatRequest, Message
-from mockllm._wire import HttpResponse, WireSchedule, body_schedule, immediate, stream_schedule
+from mockllm._wire import (
+    HttpResponse,
+    StreamFrames,
+    WireSchedule,
+    _any_stream,
+    _plain_stream,
+    body_schedule,
+    immediate,
+    stream_schedule,
+)
 from mockllm.dialects._base import Call, Encoding
 from mockllm.dialects.openai_chat import OpenAIChat
 
@@ -495,3 +504,30 @@ def test_immediate_status_lines(status: int, status_line: str) -> None:
     schedule = immediate(DIALECT.error(status, None))
     assert schedule.status == status
     assert split_response(schedule.payloads[0])[0] == status_line
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 40])
+@pytest.mark.parametrize("head_on_arrival", [False, True])
+@pytest.mark.parametrize(("head", "tail"), [(b"H\n\n", b"T\n\n"), (b"", b"T\n\n"), (b"H\n\n", b"")])
+def test_the_constant_time_plain_stream_writes_what_the_general_path_writes(
+    n: int, head_on_arrival: bool, head: bytes, tail: bytes
+) -> None:
+    plan = Plan(1, "x" * n, ("x",) * n, tuple(0.1 + i * 0.01 for i in range(n)), 0.1, "stop", 3, n)
+    frames = StreamFrames(head, head_on_arrival, [b"c%d\n\n" % i for i in range(n)], tail, b"E", b"M")
+    plain = _plain_stream(plan, frames, (("content-type", "text/event-stream"),))
+    general = _any_stream(plan, frames, (("content-type", "text/event-stream"),), None)
+    assert plain is not None
+    assert (plain.offsets, plain.payloads, plain.content, plain.end) == (
+        general.offsets,
+        general.payloads,
+        general.content,
+        general.end,
+    )
+
+
+@pytest.mark.parametrize("offsets", [(0.0, 0.1), (0.1, 0.1, 0.2), (0.1, 0.3, 0.2)])
+def test_the_plain_stream_declines_what_it_cannot_do_in_constant_time(offsets: tuple[float, ...]) -> None:
+    n = len(offsets)
+    plan = Plan(1, "x" * n, ("x",) * n, offsets, offsets[0], "stop", 3, n)
+    frames = StreamFrames(b"H", False, [b"c"] * n, b"T", b"E", b"M")
+    assert _plain_stream(plan, frames, ()) is None
