@@ -61,32 +61,63 @@ class ArmedFault:
         }
 
 
+class _Claimed:
+    """Several dialects on one route (e.g. `GET /v1/models`, OpenAI's and the google-genai SDK's):
+    the first whose `claim(call)` holds serves it, else the one that registered without a claim."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[Callable[[Call], bool], Any]] = []
+        self.default: Any = None
+
+    def pick(self, call: Call) -> Any:
+        for claim, target in self.claims:
+            if claim(call):
+                return target
+        return self.default
+
+
 class _Routes:
     """Exact paths in a dict, `{name}` patterns as regexes: (method, path) -> (handler, params)."""
 
     def __init__(self) -> None:
         self._exact: dict[tuple[str, str], Any] = {}
-        self._patterns: list[tuple[str, re.Pattern[str], Any]] = []
+        self._patterns: dict[tuple[str, str], tuple[re.Pattern[str], Any]] = {}
 
-    def add(self, method: str, path: str, target: Any) -> None:
+    def add(self, method: str, path: str, target: Any, claim: Callable[[Call], bool] | None = None) -> None:
+        key = (method, path)
         if "{" not in path:
-            self._exact[(method, path)] = target
+            table: dict[tuple[str, str], Any] = self._exact
+            existing = table.get(key)
         else:
             regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
-            self._patterns.append((method, re.compile(regex + "$"), target))
+            found = self._patterns.get(key)
+            existing = found[1] if found else None
+        if existing is not None or claim is not None:
+            shared = existing if isinstance(existing, _Claimed) else _Claimed()
+            if existing is not None and not isinstance(existing, _Claimed):
+                shared.default = existing
+            if claim is None:
+                shared.default = target
+            else:
+                shared.claims.append((claim, target))
+            target = shared
+        if "{" not in path:
+            self._exact[key] = target
+        else:
+            self._patterns[key] = (re.compile(regex + "$"), target)
 
     def find(self, method: str, path: str) -> tuple[Any, dict[str, str]] | None:
         target = self._exact.get((method, path))
         if target is not None:
             return target, {}
-        for route_method, regex, target in self._patterns:
+        for (route_method, _), (regex, target) in self._patterns.items():
             found = regex.match(path)
             if found and route_method == method:
                 return target, found.groupdict()
         return None
 
     def allows(self, path: str) -> bool:
-        return any(p == path for _, p in self._exact) or any(r.match(path) for _, r, _ in self._patterns)
+        return any(p == path for _, p in self._exact) or any(r.match(path) for r, _ in self._patterns.values())
 
 
 class MockServer:
@@ -108,8 +139,9 @@ class MockServer:
         for dialect in DIALECTS:
             for method, path in dialect.chat_routes:
                 self._routes.add(method, path, dialect)
-            for method, path, name in dialect.extra_routes:
-                self._routes.add(method, path, (dialect, getattr(dialect, name)))
+            for method, path, name, *claim in dialect.extra_routes:
+                # An optional fourth item names the dialect's `claim(call)` for a route it shares.
+                self._routes.add(method, path, (dialect, getattr(dialect, name)), *(getattr(dialect, c) for c in claim))
         admin: list[tuple[str, str, AdminHandler]] = [
             ("GET", "/health", lambda call: json_response(200, {"status": "ok"})),
             ("GET", "/metrics", self._metrics),
@@ -163,6 +195,8 @@ class MockServer:
             await conn.play(immediate(admin_error(status, message)), request.arrival)
             return
         target = found[0]
+        if isinstance(target, _Claimed):
+            target = target.pick(call)
         if isinstance(target, tuple):  # a dialect's own endpoint, e.g. GET /v1/models
             response = target[1](call, self.config)
         elif callable(target):

@@ -189,15 +189,22 @@ def test_api_key_by_header_or_query_is_accepted_and_never_journaled(
 
 
 def test_models_list_get_and_count_tokens(mockllm: MockLLMClient, gemini: genai.Client, marker: str) -> None:
-    # GET /v1/models is OpenAI's route, so the Gemini listing is served under v1beta only.
-    beta = {"http_options": per(api_version="v1beta")}
-    assert [m.name for m in gemini.models.list(config=beta)] == [
-        "models/mock-gpt",
-        "models/gpt-4o-mini",
-        "models/gpt-4o",
-    ]
-    model = gemini.models.get(model="any-name-at-all", config=beta)
-    assert model.name == "models/any-name-at-all" and model.input_token_limit and model.output_token_limit
+    # The SDK's default v1 shares GET /v1/models with OpenAI: the Gemini client's headers claim it.
+    for version in ("v1", "v1beta"):
+        config = {"http_options": per(api_version=version)}
+        assert [m.name for m in gemini.models.list(config=config)] == [
+            "models/mock-gpt",
+            "models/gpt-4o-mini",
+            "models/gpt-4o",
+        ]
+        model = gemini.models.get(model="any-name-at-all", config=config)
+        assert model.name == "models/any-name-at-all" and model.input_token_limit and model.output_token_limit
+    openai_list = httpx.get(f"{mockllm.base_url}/v1/models", headers={"authorization": "Bearer sk"}).json()
+    assert openai_list["object"] == "list" and openai_list["data"][0]["id"] == "mock-gpt"
+    openai_model = httpx.get(f"{mockllm.base_url}/v1/models/x", headers={"authorization": "Bearer sk"}).json()
+    assert openai_model == {"id": "x", "object": "model", "created": 1_700_000_000, "owned_by": "mockllm"}
+    keyed = httpx.get(f"{mockllm.base_url}/v1/models?key=k").json()
+    assert keyed["models"][0]["name"] == "models/mock-gpt"
     contents = f"Question {marker}"
     counted = gemini.models.count_tokens(model=MODEL, contents=contents)
     answered = gemini.models.generate_content(model=MODEL, contents=contents)

@@ -54,7 +54,9 @@ class Dialect(Protocol):
 
     name: str
     chat_routes: tuple[tuple[str, str], ...]  # (method, path pattern) of the chat endpoints
-    extra_routes: tuple[tuple[str, str, str], ...]  # (method, path pattern, method name on self)
+    # (method, path pattern, method name on self[, name of a `claim(call) -> bool` on self]): the
+    # claim lets two dialects share a route, e.g. `GET /v1/models` for OpenAI and google-genai.
+    extra_routes: tuple[tuple[str, ...], ...]
     stream_headers: tuple[tuple[str, str], ...]
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:

@@ -117,6 +117,9 @@ class Gemini:
         ("GET", "/v1beta/models/{model}", "get_model"),
         ("POST", "/v1beta/models/{model}:countTokens", "count_tokens"),
         ("POST", "/v1/models/{model}:countTokens", "count_tokens"),
+        # google-genai lists and looks up models under /v1/, where OpenAI's routes are.
+        ("GET", "/v1/models", "list_models", "claims"),
+        ("GET", "/v1/models/{model}", "get_model", "claims"),
     )
     # The `alt=sse` stream; the array stream sets its own (StreamFrames.headers).
     stream_headers = (
@@ -224,6 +227,11 @@ class Gemini:
         return HttpResponse(status, headers, body + b"\n")
 
     # -- other endpoints ------------------------------------------------------------------------
+
+    def claims(self, call: Call) -> bool:
+        """A request from a Gemini client: its API key header or parameter, or the SDK's own header."""
+        headers = call.headers
+        return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in call.query
 
     def list_models(self, call: Call, config: MockConfig) -> HttpResponse:
         return HttpResponse(200, JSON, pretty_json({"models": [_model(name) for name in config.models]}) + b"\n")
