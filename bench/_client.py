@@ -31,17 +31,68 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-CHAT_PATH = "/v1/chat/completions"
 CONNECT_TIMEOUT_S = 10.0
 CONNECT_BATCH = 100  # connections opened at once; far below any sane listen backlog
 CONNECT_PAUSE_S = 0.005  # lets the server accept one batch before the next arrives
 
 _now = time.perf_counter_ns
-# A content delta with non-empty text: `"content":"x` or `"content": "x`, never `""` or null.
-_CONTENT = re.compile(rb'"content"\s*:\s*"(?!")')
-_DONE = b"data: [DONE]"
-_EVENT_END = b"\n\n"
 _CHUNKED, _LENGTH, _CLOSE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How one dialect is asked for a stream and how its frames are told apart, as bytes."""
+
+    path: str
+    body: Callable[[str], dict[str, Any]]  # the request body for a prompt
+    content: re.Pattern[bytes]  # matches inside an event that carries answer text
+    end: bytes  # found inside the stream's terminal event
+    event_end: bytes = b"\n\n"
+
+
+# A non-empty JSON string value: `"key":"x` or `"key": "x`, never `""`.
+def _text_field(key: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb'"' + key + rb'"\s*:\s*"(?!")')
+
+
+WIRES: dict[str, Wire] = {
+    "openai-chat": Wire(
+        "/v1/chat/completions",
+        lambda prompt: {"model": "bench", "messages": [{"role": "user", "content": prompt}], "stream": True},
+        _text_field(b"content"),
+        b"data: [DONE]",
+    ),
+    "openai-completions": Wire(
+        "/v1/completions",
+        lambda prompt: {"model": "bench", "prompt": prompt, "stream": True},
+        _text_field(b"text"),
+        b"data: [DONE]",
+    ),
+    "openai-responses": Wire(
+        "/v1/responses",
+        lambda prompt: {"model": "bench", "input": prompt, "stream": True},
+        re.compile(rb"data: \{[^\n]*\"response\.output_text\.delta\""),
+        b"event: response.completed",
+    ),
+    "anthropic-messages": Wire(
+        "/v1/messages",
+        lambda prompt: {
+            "model": "bench",
+            "max_tokens": 4096,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": True,
+        },
+        re.compile(rb'"text_delta"'),
+        b"event: message_stop",
+    ),
+    "gemini": Wire(
+        "/v1beta/models/bench:streamGenerateContent?alt=sse",
+        lambda prompt: {"contents": [{"role": "user", "parts": [{"text": prompt}]}]},
+        _text_field(b"text"),
+        b'"finishReason"',
+        b"\r\n\r\n",
+    ),
+}
 
 Addr = tuple[str, int]
 
@@ -97,18 +148,11 @@ def split_url(url: str) -> Addr:
     return parts.hostname, parts.port
 
 
-def build_request(host: str, port: int, i: int) -> bytes:
-    """One streaming chat request; the unique prompt keeps servers from caching answers."""
-    body = json.dumps(
-        {
-            "model": "bench",
-            "messages": [{"role": "user", "content": f"bench {i}"}],
-            "stream": True,
-        },
-        separators=(",", ":"),
-    ).encode()
+def build_request(host: str, port: int, i: int, wire: Wire) -> bytes:
+    """One streaming request; the unique prompt keeps servers from caching answers."""
+    body = json.dumps(wire.body(f"bench {i}"), separators=(",", ":")).encode()
     head = (
-        f"POST {CHAT_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {wire.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
         f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     )
@@ -254,25 +298,27 @@ class _Tally:
 class _CountStream(_Stream):
     """Only counts events: the cheapest possible consumer, for throughput runs."""
 
-    def __init__(self, tally: _Tally) -> None:
+    def __init__(self, tally: _Tally, wire: Wire) -> None:
         super().__init__()
         self._tally = tally
+        self._event_end = wire.event_end
         self.events = 0
 
     def on_body(self, t: int) -> None:
-        buf = self.sse
-        n = buf.count(_EVENT_END)
+        buf, event_end = self.sse, self._event_end
+        n = buf.count(event_end)
         if n:
             self.events += n
             self._tally.events += n
-            del buf[: buf.rfind(_EVENT_END) + 2]
+            del buf[: buf.rfind(event_end) + len(event_end)]
 
 
 class _TimedStream(_Stream):
     """Records when each content-carrying event arrived (time of the read that completed it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wire: Wire) -> None:
         super().__init__()
+        self._content, self._end, self._event_end = wire.content, wire.end, wire.event_end
         self.t_sent = 0
         self.times: list[int] = []
         self.saw_done = False
@@ -282,14 +328,14 @@ class _TimedStream(_Stream):
         super().send(request)
 
     def on_body(self, t: int) -> None:
-        buf = self.sse
+        buf, content, event_end = self.sse, self._content, self._event_end
         start = 0
-        while (end := buf.find(_EVENT_END, start)) >= 0:
-            if _CONTENT.search(buf, start, end):
+        while (end := buf.find(event_end, start)) >= 0:
+            if content.search(buf, start, end):
                 self.times.append(t)
-            elif buf.find(_DONE, start, end) >= 0:
+            elif buf.find(self._end, start, end) >= 0:
                 self.saw_done = True
-            start = end + 2
+            start = end + len(event_end)
         if start:
             del buf[:start]
 
@@ -305,7 +351,7 @@ def _failure(proto: _Stream) -> str:
         return proto.error
     if not proto.complete:
         return "timed out"
-    return "no [DONE]" if isinstance(proto, _TimedStream) and proto.times else "no content"
+    return "no terminal event" if isinstance(proto, _TimedStream) and proto.times else "no content"
 
 
 async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Stream:
@@ -315,13 +361,13 @@ async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Str
     return proto
 
 
-async def _open_all(host: str, port: int, n: int, errors: Counter[str]) -> list[_TimedStream]:
+async def _open_all(host: str, port: int, n: int, wire: Wire, errors: Counter[str]) -> list[_TimedStream]:
     """Open every connection before any request, in batches that cannot overflow a backlog."""
     protos: list[_TimedStream] = []
     for first in range(0, n, CONNECT_BATCH):
         batch = min(CONNECT_BATCH, n - first)
         opened = await asyncio.gather(
-            *(_connect(host, port, _TimedStream) for _ in range(batch)), return_exceptions=True
+            *(_connect(host, port, lambda: _TimedStream(wire)) for _ in range(batch)), return_exceptions=True
         )
         for item in opened:
             if isinstance(item, _TimedStream):
@@ -332,12 +378,12 @@ async def _open_all(host: str, port: int, n: int, errors: Counter[str]) -> list[
     return protos
 
 
-async def run_latency(url: str, streams: int, timeout: float) -> dict[str, Any]:
+async def run_latency(url: str, streams: int, timeout: float, wire: Wire) -> dict[str, Any]:
     """Open ``streams`` connections, start every stream at once, record TTFT and ITL samples."""
     host, port = split_url(url)
     errors: Counter[str] = Counter()
-    protos = await _open_all(host, port, streams, errors)
-    requests = [build_request(host, port, i) for i in range(len(protos))]
+    protos = await _open_all(host, port, streams, wire, errors)
+    requests = [build_request(host, port, i, wire) for i in range(len(protos))]
     for proto, request in zip(protos, requests, strict=True):
         proto.send(request)
     if protos:
@@ -365,7 +411,7 @@ async def run_latency(url: str, streams: int, timeout: float) -> dict[str, Any]:
     }
 
 
-async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float) -> None:
+async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float, wire: Wire) -> None:
     """Stream request after request on fresh connections until the deadline.
 
     Workers stop by themselves instead of being cancelled: on Python 3.11, cancelling a task
@@ -377,13 +423,13 @@ async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline:
         if loop.time() >= deadline:
             return
         try:
-            proto = await _connect(host, port, lambda: _CountStream(tally))
+            proto = await _connect(host, port, lambda: _CountStream(tally, wire))
         except (OSError, TimeoutError) as exc:
             tally.errors[f"connect: {type(exc).__name__}"] += 1
             await asyncio.sleep(0.01)
             continue
         if loop.time() < deadline:
-            proto.send(build_request(host, port, i))
+            proto.send(build_request(host, port, i, wire))
             await asyncio.wait([proto.done], timeout=deadline - loop.time())
             _settle(proto, tally)
         proto.abort()  # a no-op for finished streams; cuts those the deadline caught
@@ -397,7 +443,7 @@ def _settle(proto: _CountStream, tally: _Tally) -> None:
         tally.errors[_failure(proto)] += 1
 
 
-async def run_count(url: str, conns: int, seconds: float) -> dict[str, Any]:
+async def run_count(url: str, conns: int, seconds: float, wire: Wire) -> dict[str, Any]:
     """Events received per second by ``conns`` connections over a fixed wall time."""
     host, port = split_url(url)
     loop = asyncio.get_running_loop()
@@ -405,7 +451,7 @@ async def run_count(url: str, conns: int, seconds: float) -> dict[str, Any]:
     ids = itertools.count()  # shared, so every prompt in the run is unique
     deadline = loop.time() + seconds
     t0 = _now()
-    work = functools.partial(_count_worker, (host, port), tally, ids, deadline)
+    work = functools.partial(_count_worker, (host, port), tally, ids, deadline, wire)
     workers = [asyncio.create_task(work()) for _ in range(conns)]
     await asyncio.sleep(seconds)
     events, elapsed_s = tally.events, (_now() - t0) / 1e9
@@ -433,6 +479,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     latency.add_argument("--url", required=True)
     latency.add_argument("--streams", type=int, default=100)
     latency.add_argument("--timeout", type=float, default=60.0)
+    for mode in (count, latency):
+        mode.add_argument("--dialect", choices=sorted(WIRES), default="openai-chat")
     args = parser.parse_args(argv)
     if args.mode == "count" and not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
@@ -445,9 +493,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     raise_nofile_limit()
     if args.mode == "count":
-        result = run(run_count(args.url, args.conns, args.seconds))
+        result = run(run_count(args.url, args.conns, args.seconds, WIRES[args.dialect]))
     else:
-        result = run(run_latency(args.url, args.streams, args.timeout))
+        result = run(run_latency(args.url, args.streams, args.timeout, WIRES[args.dialect]))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench._client import available_cpus, percentiles, pin_to_cpu, raise_nofile_limit
+from bench._client import WIRES, available_cpus, percentiles, pin_to_cpu, raise_nofile_limit
 
 Notes = dict[str, list[str]]  # server name -> what its logs and exit deserve a look for
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +55,10 @@ class Plan:
     ttft_ms: int = 200
     itl_ms: int = 50
     latency_repeats: int = 3
+    dialect_level: int = 500
 
 
-QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20, latency_repeats=1)
+QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20, latency_repeats=1, dialect_level=20)
 
 
 class Server:
@@ -266,6 +267,59 @@ def _latency_summary(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def measure_dialects(plan: Plan, notes: Notes) -> dict[str, Any]:
+    """Every other dialect through the same client: zero-delay events/s, and TTFT/ITL at one level
+    beside the deadline baseline (which speaks OpenAI chat; its figures are the machine's limit)."""
+    level = plan.dialect_level
+    specs = {
+        "deadline baseline": baseline_argv("deadline", plan.tokens, plan.ttft_ms, plan.itl_ms),
+        "mockllm": mockllm_argv(plan.tokens, plan.ttft_ms, plan.itl_ms),
+        "mockllm zero-delay": mockllm_argv(plan.zero_tokens, 0, 0),
+    }
+    stream_s = (plan.ttft_ms + plan.tokens * plan.itl_ms) / 1000
+    timeout = stream_s + CLIENT_SLACK_S
+    result: dict[str, Any] = {"streams": level, "dialects": {}}
+    with servers(specs, notes) as started:
+        warm_up = ["latency", "--url", started["deadline baseline"].url, "--streams", "20", "--timeout", str(timeout)]
+        run_client(warm_up, timeout + CLIENT_SLACK_S)  # a fresh process's first streams run cold
+        args = ["latency", "--url", started["deadline baseline"].url, "--streams", str(level)]
+        raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
+        result["deadline baseline"] = _latency_summary(raw)
+        for dialect in WIRES:
+            count = ["count", "--url", started["mockllm zero-delay"].url, "--dialect", dialect]
+            counted = run_client([*count, "--conns", str(plan.conns), "--seconds", str(plan.seconds)], 60)
+            args = ["latency", "--url", started["mockllm"].url, "--streams", str(level), "--dialect", dialect]
+            raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
+            latency = _latency_summary(raw)
+            result["dialects"][dialect] = {
+                "events_per_s": counted["events_per_s"],
+                "count_failures": counted["failures"],
+                "latency": latency,
+                "checks": check_targets(latency, result["deadline baseline"], plan.itl_ms),
+            }
+    return result
+
+
+def _render_dialects(plan: Plan, result: dict[str, Any]) -> list[str]:
+    ref = result["deadline baseline"]
+    lines = [
+        f"(c) every dialect, one run each: zero-delay events/s ({plan.conns} connections x {plan.seconds:g} s) and",
+        f"    latency at {result['streams']} streams (TTFT {plan.ttft_ms} ms, ITL {plan.itl_ms} ms configured); ms",
+        f"    {'dialect':<20}{'events/s':>10}{'ok':>11}" + _LATENCY_COLUMNS + "  targets",
+        f"    {'deadline baseline':<20}{'':>10}{ref['ok']:>7}/{ref['streams']:<3}{ref['ttft_ms']['p50']:>10.2f}"
+        f"{ref['ttft_ms']['p99']:>10.2f}{ref['itl_ms']['p50']:>9.2f}{ref['itl_ms']['p99']:>9.2f}",
+    ]
+    for name, row in result["dialects"].items():
+        r = row["latency"]
+        failed = [target for target, check in row["checks"].items() if not check["pass"]]
+        lines.append(
+            f"    {name:<20}{row['events_per_s']:>10,.0f}{r['ok']:>7}/{r['streams']:<3}{r['ttft_ms']['p50']:>10.2f}"
+            f"{r['ttft_ms']['p99']:>10.2f}{r['itl_ms']['p50']:>9.2f}{r['itl_ms']['p99']:>9.2f}"
+            f"  {'all pass' if not failed else 'FAIL: ' + ', '.join(failed)}"
+        )
+    return lines
+
+
 def check_targets(mock: dict[str, Any], ref: dict[str, Any], itl_ms: float) -> dict[str, Any]:
     """The targets, each as pass/fail and the signed deviation in ms.
 
@@ -303,6 +357,8 @@ def render(plan: Plan, report: dict[str, Any]) -> str:
         *(_render_part(_render_throughput, plan, report["throughput"]) if report["throughput"] else ["(a) skipped"]),
         "",
         *_render_part(_render_latency, plan, report["latency"]),
+        "",
+        *(_render_part(_render_dialects, plan, report["dialects"]) if report["dialects"] else ["(c) skipped"]),
     ]
     for name, server_notes in report["server_notes"].items():
         if server_notes:
@@ -382,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         "--levels", type=lambda text: tuple(int(v) for v in text.split(",")), help="concurrency levels, e.g. 1000"
     )
     parser.add_argument("--latency-only", action="store_true", help="skip the zero-delay throughput part")
+    parser.add_argument("--openai-only", action="store_true", help="skip the other dialects' part")
     args = parser.parse_args(argv)
     raise_nofile_limit()  # inherited by every server and client started below
     plan = QUICK if args.quick else Plan()
@@ -395,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         "pinned": can_pin(),
         "throughput": None if args.latency_only else _attempt(measure_throughput, plan, notes),
         "latency": _attempt(measure_latency, plan, notes),
+        "dialects": None if args.openai_only else _attempt(measure_dialects, plan, notes),
         "server_notes": notes,
     }
     report["loadavg"] = [load_before, os.getloadavg()[0]]
