@@ -172,3 +172,29 @@ def test_the_server_streams_a_replay_at_its_recorded_pace(mockllm: MockLLMClient
     assert achieved["ttft_ms"] == pytest.approx(transcript.at_ms[0] / speed, abs=15)
     recorded_gaps = [(b - a) / speed for a, b in zip(transcript.at_ms, transcript.at_ms[1:], strict=False)]
     assert achieved["itl_ms"] == pytest.approx(recorded_gaps, abs=15)
+
+
+def test_a_capture_is_re_encoded_in_whatever_dialect_is_asked(mockllm: MockLLMClient, marker: str) -> None:
+    """A Gemini capture served to the Anthropic SDK, an OpenAI capture to Gemini's wire format."""
+    import anthropic
+    import httpx
+
+    rules = [
+        {"match": {"contains": f"{marker}-a"}, "answer": {"replay": {"transcript": "gemini-burst", "speed": 10}}},
+        {
+            "match": {"contains": f"{marker}-b"},
+            "answer": {"replay": {"transcript": "openai-sse-explainer", "speed": 10}},
+        },
+    ]
+    mockllm.patch_config({"answers": {"rules": rules}})
+    client = anthropic.Anthropic(base_url=mockllm.base_url, api_key="k", max_retries=0, timeout=10)
+    with client.messages.stream(
+        model="m", max_tokens=1000, messages=[{"role": "user", "content": f"{marker}-a"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+    assert pieces == list(load_transcript("gemini-burst", "k").chunks)
+    body = {"contents": [{"role": "user", "parts": [{"text": f"{marker}-b"}]}]}
+    raw = httpx.post(f"{mockllm.base_url}/v1beta/models/m:streamGenerateContent?alt=sse", json=body, timeout=10)
+    frames = [json.loads(line[6:]) for line in raw.text.splitlines() if line.startswith("data: ")]
+    texts = [part["text"] for frame in frames for part in frame["candidates"][0]["content"]["parts"] if part["text"]]
+    assert texts == list(load_transcript("openai-sse-explainer", "k").chunks)
