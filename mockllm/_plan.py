@@ -80,7 +80,7 @@ def plan_response(
         chunks = tuple(tokens)
     else:
         chunks = tuple("".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk))
-    prompt_tokens = count_prompt_tokens([m.content for m in request.messages])
+    prompt_tokens = _prompt_tokens(request)
     ttft, offsets = _schedule(config, request, len(chunks), prompt_tokens, seed, active_streams)
     return Plan(
         seed=seed,
@@ -130,6 +130,11 @@ def _evenly_spaced(first: float, gap: float, n: int) -> tuple[float, ...]:
     return tuple(first + i * gap for i in range(n))
 
 
+def _prompt_tokens(request: ChatRequest) -> int:
+    texts = [m.content for m in request.messages]
+    return sum(map(count_tokens, texts)) if request.raw_prompt else count_prompt_tokens(texts)
+
+
 def _paced_plan(
     seed: int, request: ChatRequest, chunks: list[str], offsets: tuple[float, ...], fault: Fault | None
 ) -> Plan:
@@ -150,7 +155,7 @@ def _paced_plan(
         offsets=tuple(offsets),
         ttft=offsets[0] if offsets else 0.0,
         finish_reason=finish_reason,
-        prompt_tokens=count_prompt_tokens([m.content for m in request.messages]),
+        prompt_tokens=_prompt_tokens(request),
         completion_tokens=count_tokens(answer),
         fault=fault,
     )

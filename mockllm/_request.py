@@ -38,6 +38,7 @@ class ChatRequest:
     max_tokens: int | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
+    raw_prompt: bool = False  # a legacy completion's prompt: counted without chat message framing
 
     @property
     def last_user(self) -> str:

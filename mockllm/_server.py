@@ -65,9 +65,15 @@ class _Claimed:
     """Several dialects on one route (e.g. `GET /v1/models`, OpenAI's and the google-genai SDK's):
     the first whose `claim(call)` holds serves it, else the one that registered without a claim."""
 
-    def __init__(self) -> None:
+    def __init__(self, default: Any = None) -> None:
         self.claims: list[tuple[Callable[[Call], bool], Any]] = []
-        self.default: Any = None
+        self.default = default
+
+    def add(self, target: Any, claim: Callable[[Call], bool] | None) -> None:
+        if claim is None:
+            self.default = target
+        else:
+            self.claims.append((claim, target))
 
     def pick(self, call: Call) -> Any:
         for claim, target in self.claims:
@@ -84,26 +90,16 @@ class _Routes:
         self._patterns: dict[tuple[str, str], tuple[re.Pattern[str], Any]] = {}
 
     def add(self, method: str, path: str, target: Any, claim: Callable[[Call], bool] | None = None) -> None:
-        key = (method, path)
-        if "{" not in path:
-            table: dict[tuple[str, str], Any] = self._exact
-            existing = table.get(key)
-        else:
-            regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
-            found = self._patterns.get(key)
-            existing = found[1] if found else None
-        if existing is not None or claim is not None:
-            shared = existing if isinstance(existing, _Claimed) else _Claimed()
-            if existing is not None and not isinstance(existing, _Claimed):
-                shared.default = existing
-            if claim is None:
-                shared.default = target
-            else:
-                shared.claims.append((claim, target))
+        key, exact = (method, path), "{" not in path
+        current = self._exact.get(key) if exact else self._patterns.get(key, (None, None))[1]
+        if claim is not None or isinstance(current, _Claimed):
+            shared = current if isinstance(current, _Claimed) else _Claimed(default=current)
+            shared.add(target, claim)
             target = shared
-        if "{" not in path:
+        if exact:
             self._exact[key] = target
         else:
+            regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
             self._patterns[key] = (re.compile(regex + "$"), target)
 
     def find(self, method: str, path: str) -> tuple[Any, dict[str, str]] | None:

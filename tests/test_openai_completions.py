@@ -64,6 +64,7 @@ def test_streamed_text_equals_non_streamed_text_and_journal(mockllm: MockLLMClie
     assert [e["stream"] for e in entries] == [False, True]
     assert all(e["answer"] == text and e["outcome"] == "completed" for e in entries)
     assert entries[0]["dialect"] == "openai-completions"
+    assert all(e["planned"]["prompt_tokens"] == usage.prompt_tokens for e in entries)  # journal and usage agree
     # The prompt is one user message: the same text gets the chat endpoint's answer.
     chat = client.chat.completions.create(
         model="gpt-3.5-turbo-instruct", messages=[{"role": "user", "content": f"Question {marker}"}], extra_headers=FAST

@@ -56,13 +56,9 @@ class OpenAIChat:
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise RequestError("model", "you must provide a model parameter (a non-empty string)")
+        model = model_field(body)
         messages = _messages(body.get("messages"))
-        stream = body.get("stream", False)
-        if stream is not None and not isinstance(stream, bool):
-            raise RequestError("stream", f"'stream' must be a boolean, got {stream!r}")
+        stream = stream_field(body)
         options = body.get("stream_options")
         include_usage = False
         if options is not None:
@@ -87,7 +83,7 @@ class OpenAIChat:
         request = ChatRequest(
             model=model,
             messages=messages,
-            stream=bool(stream),
+            stream=stream,
             max_tokens=max_tokens,
             sampling={name: body[name] for name in _SAMPLING if body.get(name) is not None},
             overrides=overrides_from_headers(call.headers),
@@ -228,6 +224,22 @@ def _usage(plan: Plan) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def model_field(body: dict[str, Any]) -> str:
+    """`model`, required by every OpenAI endpoint: a non-empty string."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError("model", "you must provide a model parameter (a non-empty string)")
+    return model
+
+
+def stream_field(body: dict[str, Any]) -> bool:
+    """`stream`: a boolean, false when absent or null."""
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise RequestError("stream", f"'stream' must be a boolean, got {stream!r}")
+    return bool(stream)
 
 
 def _seconds(value: float) -> str:

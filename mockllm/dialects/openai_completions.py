@@ -13,18 +13,15 @@ from typing import Any
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
-from .._tokenizer import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMING
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, TextFrames, dumps, json_string
-from .openai_chat import _ERROR_EVENT, _RANGES, JSON, OpenAIChat
+from .openai_chat import _ERROR_EVENT, _RANGES, JSON, OpenAIChat, model_field, stream_field
 
 _SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias")
 # OpenAI's default `max_tokens` is 16; vLLM's is whatever the context leaves, i.e. no cap. The mock
 # follows vLLM, the server most clients of this endpoint talk to: without `max_tokens` the
 # configured answer length decides, as on the other endpoints.
 DEFAULT_MAX_TOKENS: int | None = None
-# The planner counts a chat message's framing tokens; a raw prompt has none.
-_FRAMING = TOKENS_PER_MESSAGE + TOKENS_REPLY_PRIMING
 _CHAT = OpenAIChat()
 
 
@@ -36,13 +33,9 @@ class OpenAICompletions:
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise RequestError("model", "you must provide a model parameter (a non-empty string)")
+        model = model_field(body)
         prompt = _prompt(body.get("prompt"))
-        stream = body.get("stream", False)
-        if stream is not None and not isinstance(stream, bool):
-            raise RequestError("stream", f"'stream' must be a boolean, got {stream!r}")
+        stream = stream_field(body)
         include_usage = False
         options = body.get("stream_options")
         if options is not None:
@@ -73,10 +66,11 @@ class OpenAICompletions:
         request = ChatRequest(
             model=model,
             messages=(Message("user", prompt),),
-            stream=bool(stream),
+            stream=stream,
             max_tokens=max_tokens,
             sampling={name: body[name] for name in _SAMPLING if body.get(name) is not None},
             overrides=overrides_from_headers(call.headers),
+            raw_prompt=True,
         )
         return request, {"include_usage": include_usage}
 
@@ -120,25 +114,14 @@ class OpenAICompletions:
         }
         return HttpResponse(200, JSON, dumps(body))
 
-    def error(
-        self,
-        status: int,
-        message: str | None = None,
-        *,
-        param: str | None = None,
-        retry_after: float | None = None,
-        call: Call | None = None,
-    ) -> HttpResponse:
-        """The same error bodies and rate-limit headers as chat completions."""
-        return _CHAT.error(status, message, param=param, retry_after=retry_after, call=call)
+    error = _CHAT.error  # the same error bodies and rate-limit headers as chat completions
 
 
 def _usage(plan: Plan) -> dict[str, int]:
-    prompt_tokens = plan.prompt_tokens - _FRAMING
     return {
-        "prompt_tokens": prompt_tokens,
+        "prompt_tokens": plan.prompt_tokens,
         "completion_tokens": plan.completion_tokens,
-        "total_tokens": prompt_tokens + plan.completion_tokens,
+        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
     }
 
 

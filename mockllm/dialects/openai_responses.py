@@ -16,7 +16,7 @@ from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, NumberedTextFrames, dumps
-from .openai_chat import _RANGES, JSON, OpenAIChat
+from .openai_chat import _RANGES, JSON, OpenAIChat, model_field, stream_field
 
 ROLES = frozenset({"user", "assistant", "system", "developer"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
@@ -41,18 +41,14 @@ class OpenAIResponses:
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise RequestError("model", "you must provide a model parameter (a non-empty string)")
+        model = model_field(body)
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise RequestError("instructions", "'instructions' must be a string")
         messages = _input(body.get("input"))
         if instructions:
             messages = (Message("system", instructions), *messages)
-        stream = body.get("stream", False)
-        if stream is not None and not isinstance(stream, bool):
-            raise RequestError("stream", f"'stream' must be a boolean, got {stream!r}")
+        stream = stream_field(body)
         max_tokens = body.get("max_output_tokens")
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < MIN_OUTPUT_TOKENS
@@ -71,7 +67,7 @@ class OpenAIResponses:
         request = ChatRequest(
             model=model,
             messages=messages,
-            stream=bool(stream),
+            stream=stream,
             max_tokens=max_tokens,
             sampling={name: body[name] for name in _SAMPLING if body.get(name) is not None},
             overrides=overrides_from_headers(call.headers),
@@ -149,17 +145,7 @@ class OpenAIResponses:
         item = objects.message(status, b"[%b]" % _part(dumps(plan.answer)))
         return HttpResponse(200, JSON, objects.final(plan, status, item))
 
-    def error(
-        self,
-        status: int,
-        message: str | None = None,
-        *,
-        param: str | None = None,
-        retry_after: float | None = None,
-        call: Call | None = None,
-    ) -> HttpResponse:
-        """The same error bodies and rate-limit headers as chat completions."""
-        return _CHAT.error(status, message, param=param, retry_after=retry_after, call=call)
+    error = _CHAT.error  # the same error bodies and rate-limit headers as chat completions
 
 
 Echo = tuple[str | None, int | None, float, float, bool, str | None, str | None, tuple[tuple[str, str], ...]]
