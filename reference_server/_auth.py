@@ -1,0 +1,52 @@
+"""HS256 JWT auth: the token's `sub` is the user id.
+
+Read from `Authorization: Bearer`, and from `?access_token=` where a contract allows it (a browser's
+EventSource cannot send headers).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException
+
+
+def mint_token(secret: str, user_id: str, *, ttl_s: float = 3600.0) -> str:
+    """A token for `user_id`, as a login endpoint would issue it (tests and demos use this)."""
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + int(ttl_s)}, secret, algorithm="HS256")
+
+
+class Authenticator:
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def user_id(self, token: str) -> str:
+        """The `sub` of a valid token; 401 naming the problem otherwise."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub"]})
+        except jwt.ExpiredSignatureError:
+            raise NotAuthorizedException("token expired") from None
+        except jwt.InvalidTokenError as err:
+            raise NotAuthorizedException(f"invalid token: {err}") from None
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise NotAuthorizedException("invalid token: sub must be a non-empty string")
+        return sub
+
+    def user(self, request: Request, *, query_token: bool = False) -> str:
+        """The user of a request: its bearer token, or (if allowed) its `access_token` query parameter."""
+        header = request.headers.get("authorization")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise NotAuthorizedException("Authorization must be 'Bearer <token>'")
+            return self.user_id(token.strip())
+        if query_token:
+            token = request.query_params.get("access_token")
+            if token:
+                return self.user_id(token)
+            raise NotAuthorizedException("missing token: send Authorization: Bearer <token> or ?access_token=")
+        raise NotAuthorizedException("missing token: send Authorization: Bearer <token>")

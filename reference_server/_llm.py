@@ -1,0 +1,233 @@
+"""The upstream LLM: one streaming client, three wire formats as thin adapters.
+
+OpenAI-compatible chat completions is the default (the mock, vLLM, OpenAI itself); a model can be
+routed to Anthropic Messages or Gemini by configuration (`models:` patterns), as seed 002's
+multi-provider adapters do. Every way an upstream can fail (an HTTP error, an in-band error event, a
+stream cut before its end, a stall past the read timeout, a refused connection) comes out as one
+`LlmError`, so a profile has exactly one failure to turn into its error event.
+
+Closing the iterator (a client pressed stop) closes the upstream connection at once: the LLM sees
+its request cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+from httpx_sse import EventSource, ServerSentEvent
+
+from ._settings import ModelRoute, Settings
+
+ChatMessages = Sequence[dict[str, str]]  # [{"role": "user" | "assistant" | "system", "content": str}]
+_decode = msgspec.json.decode
+
+
+class LlmError(Exception):
+    """The upstream LLM failed; the message says how, for the profile's error event."""
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What one upstream stream has said so far besides its text."""
+
+    done: bool = False
+    usage: Usage = field(default_factory=Usage)
+
+
+class Provider(Protocol):
+    """A wire format: how to ask for a stream, and how to read one event of it."""
+
+    def request(self, base_url: str, api_key: str, model: str, messages: ChatMessages) -> tuple[str, dict, dict]:
+        """(url, headers, JSON body) of a streamed request."""
+        ...
+
+    def read(self, event: ServerSentEvent, state: StreamState) -> str | None:
+        """The text this event carries, if any; marks `state.done`; raises `LlmError` on an error event."""
+        ...
+
+
+def _error_text(payload: Any) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or error)
+    return str(error or payload)
+
+
+def _json(data: str) -> Any:
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        raise LlmError(f"upstream sent a malformed event: {data[:200]!r}") from None
+
+
+def _root(base_url: str) -> str:
+    """`http://host:port/v1` -> `http://host:port`: Anthropic and Gemini paths carry their own version."""
+    base = base_url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+class OpenAIChat:
+    """`POST {base}/chat/completions`, `stream: true` with usage; ends with `data: [DONE]`."""
+
+    def request(self, base_url: str, api_key: str, model: str, messages: ChatMessages) -> tuple[str, dict, dict]:
+        body = {"model": model, "messages": list(messages), "stream": True, "stream_options": {"include_usage": True}}
+        return f"{base_url.rstrip('/')}/chat/completions", {"authorization": f"Bearer {api_key}"}, body
+
+    def read(self, event: ServerSentEvent, state: StreamState) -> str | None:
+        if event.data == "[DONE]":
+            state.done = True
+            return None
+        payload = _json(event.data)
+        if "error" in payload:
+            raise LlmError(_error_text(payload))
+        usage = payload.get("usage")
+        if usage:
+            state.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        choices = payload.get("choices")
+        if choices:
+            return choices[0].get("delta", {}).get("content") or None
+        return None
+
+
+class AnthropicMessages:
+    """`POST {root}/v1/messages`; text in `content_block_delta`, the end in `message_stop`."""
+
+    max_tokens = 4096
+
+    def request(self, base_url: str, api_key: str, model: str, messages: ChatMessages) -> tuple[str, dict, dict]:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": self.max_tokens,
+            "stream": True,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"],
+        }
+        if system:
+            body["system"] = system
+        headers = {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
+        return f"{_root(base_url)}/v1/messages", headers, body
+
+    def read(self, event: ServerSentEvent, state: StreamState) -> str | None:
+        kind = event.event
+        if kind == "content_block_delta":
+            return _json(event.data).get("delta", {}).get("text") or None
+        if kind == "message_start":
+            usage = _json(event.data).get("message", {}).get("usage", {})
+            state.usage.prompt_tokens = usage.get("input_tokens", 0)
+        elif kind == "message_delta":
+            state.usage.completion_tokens = _json(event.data).get("usage", {}).get("output_tokens", 0)
+        elif kind == "message_stop":
+            state.done = True
+        elif kind == "error":
+            raise LlmError(_error_text(_json(event.data)))
+        return None
+
+
+class GeminiGenerate:
+    """`POST {root}/v1beta/models/{model}:streamGenerateContent?alt=sse`; done at a `finishReason`."""
+
+    def request(self, base_url: str, api_key: str, model: str, messages: ChatMessages) -> tuple[str, dict, dict]:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        contents = [
+            {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+            for m in messages
+            if m["role"] != "system"
+        ]
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        url = f"{_root(base_url)}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        return url, {"x-goog-api-key": api_key}, body
+
+    def read(self, event: ServerSentEvent, state: StreamState) -> str | None:
+        payload = _json(event.data)
+        if "error" in payload:
+            raise LlmError(_error_text(payload))
+        usage = payload.get("usageMetadata")
+        if usage:
+            state.usage = Usage(usage.get("promptTokenCount", 0), usage.get("candidatesTokenCount", 0))
+        candidates = payload.get("candidates") or ()
+        if not candidates:
+            return None
+        candidate = candidates[0]
+        if candidate.get("finishReason"):
+            state.done = True
+        parts = candidate.get("content", {}).get("parts") or ()
+        return "".join(part.get("text", "") for part in parts) or None
+
+
+PROVIDERS: dict[str, Provider] = {
+    "openai": OpenAIChat(),
+    "anthropic": AnthropicMessages(),
+    "gemini": GeminiGenerate(),
+}
+
+
+class LlmClient:
+    """Streams chat answers from the configured upstream(s) over one pooled HTTP client."""
+
+    def __init__(self, settings: Settings, base_url: str) -> None:
+        self._base_url = base_url
+        self._api_key = settings.llm_api_key
+        self._routes = settings.models
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.llm_timeout_s, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _route(self, model: str) -> tuple[Provider, str, str]:
+        route: ModelRoute | None = next((r for r in self._routes if fnmatch.fnmatchcase(model, r.pattern)), None)
+        if route is None:
+            return PROVIDERS["openai"], self._base_url, self._api_key
+        return PROVIDERS[route.provider], route.base_url or self._base_url, route.api_key or self._api_key
+
+    async def stream(self, model: str, messages: ChatMessages, state: StreamState | None = None) -> AsyncIterator[str]:
+        """The answer's text chunks as the LLM sends them; `LlmError` if it fails at any point."""
+        provider, base_url, api_key = self._route(model)
+        url, headers, body = provider.request(base_url, api_key, model, messages)
+        state = state if state is not None else StreamState()
+        try:
+            async with self._http.stream("POST", url, headers=headers, json=body) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread()).decode("utf-8", "replace")
+                    with contextlib.suppress(msgspec.DecodeError):
+                        detail = _error_text(_decode(detail))
+                    raise LlmError(f"upstream answered {response.status_code}: {detail[:300]}")
+                read = provider.read
+                async for event in EventSource(response).aiter_sse():
+                    text = read(event, state)
+                    if text:
+                        yield text
+                    if state.done:
+                        break
+        except httpx.TimeoutException:
+            raise LlmError("upstream timed out") from None
+        except httpx.HTTPError as err:
+            raise LlmError(f"upstream connection failed: {type(err).__name__}: {err}") from None
+        if not state.done:
+            raise LlmError("upstream stream ended before its end")
+
+    async def complete(self, model: str, messages: ChatMessages) -> tuple[str, Usage]:
+        """The whole answer and its usage (a streamed call read to its end)."""
+        state = StreamState()
+        text = "".join([chunk async for chunk in self.stream(model, messages, state)])
+        return text, state.usage

@@ -1,0 +1,201 @@
+"""Conversations and their messages, in SQLite (a WAL file) or PostgreSQL through one code path.
+
+SQLAlchemy's async engine, Core only: one table layout and one set of statements for both
+databases (aiosqlite and asyncpg underneath), with no ORM session bookkeeping per request.
+Every profile keeps its conversations here, tagged with the profile, so two profiles served by
+one process never see each other's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("profile", String(32), nullable=False, index=True),
+    Column("owner", String(255), nullable=True),
+    Column("title", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # order of the conversation
+    Column("id", String(36), nullable=False, unique=True),
+    Column("conversation_id", String(64), ForeignKey("conversations.id", ondelete="CASCADE"), index=True),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 with milliseconds and a Z, as JavaScript's Date.toISOString() writes it."""
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    profile: str
+    owner: str | None
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    conversation_id: str
+    role: str  # "user" | "assistant" | "system"
+    content: str
+    created_at: datetime
+
+
+class Store:
+    """The database: `Store(url)`, `await create_tables()`, then conversations and messages."""
+
+    def __init__(self, url: str) -> None:
+        url = async_driver_url(url)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}  # wait for the writer instead of "database is locked"
+        elif url.startswith("postgresql"):
+            kwargs.update(pool_size=20, max_overflow=80)
+        try:
+            self._engine: AsyncEngine = create_async_engine(url, **kwargs)
+        except Exception as err:  # a malformed URL or an unknown driver
+            raise ValueError(f"database_url {url!r}: {err}") from None
+        if url.startswith("sqlite"):
+            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def create_tables(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def create_conversation(
+        self, profile: str, *, owner: str | None = None, title: str | None = None, id: str | None = None
+    ) -> Conversation:
+        now = utc_now()
+        row = Conversation(id or str(uuid.uuid4()), profile, owner, title, now, now)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(conversations).values(
+                    id=row.id, profile=profile, owner=owner, title=title, created_at=now, updated_at=now
+                )
+            )
+        return row
+
+    async def conversation(self, profile: str, id: str) -> Conversation | None:
+        async with self._engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(conversations).where(conversations.c.id == id, conversations.c.profile == profile)
+                )
+            ).first()
+        return Conversation(**found._mapping) if found else None
+
+    async def add_message(self, conversation_id: str, role: str, content: str) -> Message:
+        now = utc_now()
+        message = Message(str(uuid.uuid4()), conversation_id, role, content, now)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(messages).values(
+                    id=message.id, conversation_id=conversation_id, role=role, content=content, created_at=now
+                )
+            )
+            await conn.execute(
+                update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
+            )
+        return message
+
+    async def messages(self, conversation_id: str, *, last: int | None = None) -> list[Message]:
+        """The conversation's messages in order; only the `last` N if given."""
+        query = select(messages).where(messages.c.conversation_id == conversation_id)
+        if last is not None:
+            query = query.order_by(messages.c.seq.desc()).limit(last)
+        else:
+            query = query.order_by(messages.c.seq)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if last is not None:
+            rows.reverse()
+        return [
+            Message(row.id, row.conversation_id, row.role, row.content, row.created_at)
+            for row in rows  # the seq column stays inside
+        ]
+
+    async def count_messages(self, conversation_id: str) -> int:
+        async with self._engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
+                )
+            ).scalar_one()
+
+    async def clear_messages(self, conversation_id: str) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
+        return result.rowcount or 0
+
+    async def delete_conversation(self, profile: str, id: str) -> bool:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(messages).where(messages.c.conversation_id == id))
+            result = await conn.execute(
+                delete(conversations).where(conversations.c.id == id, conversations.c.profile == profile)
+            )
+        return bool(result.rowcount)
+
+
+_ASYNC_DRIVERS = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def async_driver_url(url: str) -> str:
+    """`postgresql://...` (as DATABASE_URL is usually written) -> `postgresql+asyncpg://...`; same for SQLite."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}{sep}{rest}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,17 @@
+"""`start-stream`: not yet written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._chat import ChatCore
+from . import Profile
+
+NAME = "start-stream"
+
+
+def handlers(core: ChatCore) -> list[Any]:
+    return []
+
+
+PROFILE = Profile(NAME, "TODO", handlers)
