@@ -29,13 +29,14 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 CONNECT_TIMEOUT_S = 10.0
 CONNECT_BATCH = 100  # connections opened at once; far below any sane listen backlog
 CONNECT_PAUSE_S = 0.005  # lets the server accept one batch before the next arrives
 
 _now = time.perf_counter_ns
+REF_PROJECT_ID = "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11"  # reference_server's default project
 _CHUNKED, _LENGTH, _CLOSE = 0, 1, 2
 
 
@@ -43,8 +44,8 @@ _CHUNKED, _LENGTH, _CLOSE = 0, 1, 2
 class Wire:
     """How one dialect is asked for a stream and how its frames are told apart, as bytes."""
 
-    path: str
-    body: Callable[[str], dict[str, Any]]  # the request body for a prompt
+    path: str | Callable[[str], str]  # a fixed path, or the path (with query) for a prompt
+    body: Callable[[str], dict[str, Any]] | None  # the request body for a prompt; None: a GET
     content: re.Pattern[bytes]  # matches inside an event that carries answer text
     end: bytes  # found inside the stream's terminal event
     event_end: bytes = b"\n\n"
@@ -91,6 +92,13 @@ WIRES: dict[str, Wire] = {
         _text_field(b"text"),
         b'"finishReason"',
         b"\r\n\r\n",
+    ),
+    # The reference server's `query-stream` profile (a GET with a bearer token: pass --header).
+    "ref-query-stream": Wire(
+        lambda prompt: f"/api/v1/ai/chat/stream?projectId={REF_PROJECT_ID}&message={quote(prompt)}",
+        None,
+        re.compile(rb'"type":"token"'),
+        b'"type":"complete"',
     ),
 }
 
@@ -148,11 +156,17 @@ def split_url(url: str) -> Addr:
     return parts.hostname, parts.port
 
 
-def build_request(host: str, port: int, i: int, wire: Wire) -> bytes:
+def build_request(host: str, port: int, i: int, wire: Wire, headers: Iterable[str] = ()) -> bytes:
     """One streaming request; the unique prompt keeps servers from caching answers."""
-    body = json.dumps(wire.body(f"bench {i}"), separators=(",", ":")).encode()
+    prompt = f"bench {i}"
+    path = wire.path(prompt) if callable(wire.path) else wire.path
+    extra = "".join(f"{header}\r\n" for header in headers)
+    if wire.body is None:
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
+        return (head + "Accept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
+    body = json.dumps(wire.body(prompt), separators=(",", ":")).encode()
     head = (
-        f"POST {wire.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
         "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
         f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     )
@@ -378,12 +392,14 @@ async def _open_all(host: str, port: int, n: int, wire: Wire, errors: Counter[st
     return protos
 
 
-async def run_latency(url: str, streams: int, timeout: float, wire: Wire) -> dict[str, Any]:
+async def run_latency(
+    url: str, streams: int, timeout: float, wire: Wire, headers: Iterable[str] = ()
+) -> dict[str, Any]:
     """Open ``streams`` connections, start every stream at once, record TTFT and ITL samples."""
     host, port = split_url(url)
     errors: Counter[str] = Counter()
     protos = await _open_all(host, port, streams, wire, errors)
-    requests = [build_request(host, port, i, wire) for i in range(len(protos))]
+    requests = [build_request(host, port, i, wire, headers) for i in range(len(protos))]
     for proto, request in zip(protos, requests, strict=True):
         proto.send(request)
     if protos:
@@ -481,6 +497,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     latency.add_argument("--timeout", type=float, default=60.0)
     for mode in (count, latency):
         mode.add_argument("--dialect", choices=sorted(WIRES), default="openai-chat")
+        mode.add_argument("--header", action="append", default=[], help="an extra request header line")
     args = parser.parse_args(argv)
     if args.mode == "count" and not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
@@ -495,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode == "count":
         result = run(run_count(args.url, args.conns, args.seconds, WIRES[args.dialect]))
     else:
-        result = run(run_latency(args.url, args.streams, args.timeout, WIRES[args.dialect]))
+        result = run(run_latency(args.url, args.streams, args.timeout, WIRES[args.dialect], args.header))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

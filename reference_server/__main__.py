@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import threading
 from typing import Any
@@ -131,18 +132,34 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    print(
-        f"reference_server serving {', '.join(settings.profiles)} on http://{settings.host}:{settings.port}",
-        flush=True,
-    )
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": "warning"}
+    common: dict[str, Any] = {"log_level": "warning", "loop": "auto", "http": "auto"}
     if settings.workers > 1:
+        print(f"reference_server listening on http://{settings.host}:{settings.port}", flush=True)
         os.environ.update(to_environ(settings))
-        uvicorn.run("reference_server._app:app_from_environment", factory=True, workers=settings.workers, **common)
-    else:
-        from ._app import create_app
+        uvicorn.run(
+            "reference_server._app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            **common,
+        )
+        return 0
+    from ._app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+    # Bind first, so that `--port 0` works and the address printed is the real one; connections
+    # made before the app has started wait in the listen backlog.
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as err:
+        print(f"reference_server: cannot listen on {settings.host}:{settings.port}: {err.strerror}", file=sys.stderr)
+        return 1
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    print(f"reference_server ({', '.join(settings.profiles)}) listening on http://{settings.host}:{port}", flush=True)
+    uvicorn.Server(uvicorn.Config(create_app(settings), backlog=2048, **common)).run(sockets=[sock])
     return 0
 
 

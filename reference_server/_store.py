@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -104,7 +105,12 @@ class Store:
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def create_tables(self) -> None:
+        """Create the tables if missing; safe when several workers start at once on one database."""
         async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Concurrent CREATE TABLEs race in PostgreSQL's catalog (a unique violation on
+                # pg_type): one worker at a time, the others then find the tables made.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_TABLES_LOCK})
             await conn.run_sync(metadata.create_all)
 
     async def close(self) -> None:
@@ -183,6 +189,8 @@ class Store:
             )
         return bool(result.rowcount)
 
+
+_CREATE_TABLES_LOCK = 0x7E7E_5E55  # an arbitrary advisory-lock id of create_tables
 
 _ASYNC_DRIVERS = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
