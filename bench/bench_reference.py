@@ -50,25 +50,27 @@ def measure(streams: int, repeats: int, notes: Notes) -> dict[str, Any]:
     header = f"Authorization: Bearer {mint_token(JWT_SECRET, 'bench-user')}"
     with servers({"mockllm": mockllm_argv(TOKENS, TTFT_MS, ITL_MS)}, notes) as mock:
         mock_url = mock["mockllm"].url
-        with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:
-            with servers({"reference_server": reference_argv(mock_url, Path(tmp))}, notes) as ref:
-                paths = {
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp,
+            servers({"reference_server": reference_argv(mock_url, Path(tmp))}, notes) as ref,
+        ):
+            paths = {
                     "mock direct": ["--url", mock_url, "--dialect", "openai-chat"],
                     "via reference_server": [
                         "--url", ref["reference_server"].url, "--dialect", "ref-query-stream", "--header", header,
                     ],
                 }  # fmt: skip
-                for args in paths.values():  # first streams of a fresh process run cold
-                    run_client(["latency", *args, "--streams", str(WARM_UP_STREAMS), "--timeout", str(timeout)],
+            for args in paths.values():  # first streams of a fresh process run cold
+                run_client(["latency", *args, "--streams", str(WARM_UP_STREAMS), "--timeout", str(timeout)],
                                timeout + CLIENT_SLACK_S)  # fmt: skip
-                runs: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
-                for _ in range(repeats):
-                    for name, args in paths.items():
-                        raw = run_client(
-                            ["latency", *args, "--streams", str(streams), "--timeout", str(timeout)],
-                            timeout + CLIENT_SLACK_S,
-                        )
-                        runs[name].append(_latency_summary(raw))
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
+            for _ in range(repeats):
+                for name, args in paths.items():
+                    raw = run_client(
+                        ["latency", *args, "--streams", str(streams), "--timeout", str(timeout)],
+                        timeout + CLIENT_SLACK_S,
+                    )
+                    runs[name].append(_latency_summary(raw))
     result: dict[str, Any] = {name: _median_run(name_runs) for name, name_runs in runs.items()}
     direct, via = result["mock direct"], result["via reference_server"]
     result["added_ms"] = {
@@ -94,9 +96,10 @@ def render(streams: int, repeats: int, result: dict[str, Any], notes: Notes) -> 
     ]
     for name in ("mock direct", "via reference_server"):
         row = result[name]
+        ttft, itl = row["ttft_ms"], row["itl_ms"]
         lines.append(
-            f"    {name:<24}{row['ok']:>5}/{row['streams']:<5}{row['ttft_ms']['p50']:>10.2f}{row['ttft_ms']['p99']:>10.2f}"
-            f"{row['itl_ms']['p50']:>9.2f}{row['itl_ms']['p99']:>9.2f}"
+            f"    {name:<24}{row['ok']:>5}/{row['streams']:<5}{ttft['p50']:>10.2f}{ttft['p99']:>10.2f}"
+            f"{itl['p50']:>9.2f}{itl['p99']:>9.2f}"
         )
     added = result["added_ms"]
     lines.append(

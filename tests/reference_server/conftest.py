@@ -9,7 +9,6 @@ SQLite file, stopped when the session ends.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from refserver_helpers import free_port
 
 from mockllm.pytest_plugin import MockLLMProcess
 from reference_server._auth import mint_token
@@ -36,12 +36,6 @@ TEST_SETTINGS: dict[str, Any] = {
         "conversations": {"count": 100_000, "window_s": 60},
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RefServer:
@@ -75,8 +69,7 @@ class RefServer:
                 pass
             time.sleep(0.05)
         self.stop()
-        self.log.seek(0)
-        raise RuntimeError(f"reference server did not start:\n{self.log.read()}")
+        raise RuntimeError(f"reference server did not start:\n{self.output()}")
 
     def token(self, user: str) -> str:
         return mint_token(self.settings.get("jwt_secret", "dev-secret"), user)
@@ -88,7 +81,8 @@ class RefServer:
         return httpx.Client(base_url=self.base_url, timeout=kwargs.pop("timeout", 10.0), **kwargs)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text()
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,12 @@ import httpx
 from httpx_sse import EventSource
 
 from mockllm.client import MockLLMClient
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def events(response: httpx.Response) -> Iterator[Any]:
