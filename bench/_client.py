@@ -404,12 +404,17 @@ async def run_latency(
         proto.send(request)
     if protos:
         await asyncio.wait([p.done for p in protos], timeout=timeout)
+    for proto in protos:
+        if not proto.done.done():
+            proto.abort()
+    return _latency_result(streams, protos, errors)
+
+
+def _latency_result(streams: int, protos: list[_TimedStream], errors: Counter[str]) -> dict[str, Any]:
     ttft: list[int] = []
     itl: list[int] = []
     tokens: Counter[int] = Counter()
     for proto in protos:
-        if not proto.done.done():
-            proto.abort()
         if not proto.ok:
             errors[_failure(proto)] += 1
             continue
@@ -425,6 +430,38 @@ async def run_latency(
         "ttft_ns": ttft,
         "itl_ns": itl,
     }
+
+
+async def run_users(
+    url: str, users: int, rounds: int, ramp_s: float, timeout: float, wire: Wire, headers: Iterable[str] = ()
+) -> dict[str, Any]:
+    """``users`` closed-loop users, each streaming ``rounds`` times back to back (a fresh
+    connection each), their first requests spread evenly over ``ramp_s``: once the ramp is over,
+    ``users`` streams are open at every moment, as in a steady load rather than one burst."""
+    host, port = split_url(url)
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.1
+    finished: list[_TimedStream] = []
+    errors: Counter[str] = Counter()
+    headers = list(headers)
+
+    async def user(u: int) -> None:
+        await asyncio.sleep(max(0.0, start + u * ramp_s / users - loop.time()))
+        for r in range(rounds):
+            try:
+                proto = cast(_TimedStream, await _connect(host, port, lambda: _TimedStream(wire)))
+            except (OSError, TimeoutError) as err:
+                errors[f"connect: {type(err).__name__}"] += 1
+                continue
+            proto.send(build_request(host, port, u * rounds + r, wire, headers))
+            try:
+                await asyncio.wait_for(asyncio.shield(proto.done), timeout)
+            except TimeoutError:
+                proto.abort()
+            finished.append(proto)
+
+    await asyncio.gather(*(user(u) for u in range(users)))
+    return _latency_result(users * rounds, finished, errors)
 
 
 async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float, wire: Wire) -> None:
@@ -495,13 +532,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     latency.add_argument("--url", required=True)
     latency.add_argument("--streams", type=int, default=100)
     latency.add_argument("--timeout", type=float, default=60.0)
-    for mode in (count, latency):
+    users = sub.add_parser("users", help="TTFT and ITL samples of closed-loop users (a steady load)")
+    users.add_argument("--url", required=True)
+    users.add_argument("--users", type=int, default=200)
+    users.add_argument("--rounds", type=int, default=3)
+    users.add_argument("--ramp-s", type=float, default=5.0, help="first requests spread over this long")
+    users.add_argument("--timeout", type=float, default=60.0, help="per stream")
+    for mode in (count, latency, users):
         mode.add_argument("--dialect", choices=sorted(WIRES), default="openai-chat")
         mode.add_argument("--header", action="append", default=[], help="an extra request header line")
     args = parser.parse_args(argv)
     if args.mode == "count" and not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
-    if args.mode == "latency" and not 0 < args.timeout <= 600:
+    if args.mode in ("latency", "users") and not 0 < args.timeout <= 600:
         parser.error("--timeout must be in (0, 600]")
     return args
 
@@ -511,6 +554,9 @@ def main(argv: list[str] | None = None) -> None:
     raise_nofile_limit()
     if args.mode == "count":
         result = run(run_count(args.url, args.conns, args.seconds, WIRES[args.dialect]))
+    elif args.mode == "users":
+        wire = WIRES[args.dialect]
+        result = run(run_users(args.url, args.users, args.rounds, args.ramp_s, args.timeout, wire, args.header))
     else:
         result = run(run_latency(args.url, args.streams, args.timeout, WIRES[args.dialect], args.header))
     json.dump(result, sys.stdout)

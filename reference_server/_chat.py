@@ -8,8 +8,9 @@ here once.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -68,10 +69,12 @@ class ChatCore:
 
     async def llm_messages(self, conversation_id: str, *, last: int | None = None) -> list[dict[str, str]]:
         """The stored conversation as the LLM gets it, the system prompt (if any) first."""
-        history = as_llm_messages(await self.store.messages(conversation_id, last=last))
-        if self.settings.system_prompt:
-            history.insert(0, {"role": "system", "content": self.settings.system_prompt})
-        return history
+        return [*self.preamble(), *as_llm_messages(await self.store.messages(conversation_id, last=last))]
+
+    def preamble(self) -> list[dict[str, str]]:
+        """What the LLM gets before any stored message: the system prompt, if one is set."""
+        prompt = self.settings.system_prompt
+        return [{"role": "system", "content": prompt}] if prompt else []
 
     def model_allowed(self, user_id: str, model: str) -> bool:
         plan = self.settings.user_plans.get(user_id, self.settings.default_plan)
@@ -86,13 +89,16 @@ class ChatCore:
         *,
         cache: bool = False,
         store: bool = True,
+        deferred: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[str]:
         """The LLM's answer chunk by chunk (or the cache's, if `cache` and it has one), kept in `answer`.
 
         When it ends the assistant message is stored (if `store`): the whole answer when complete,
         what was streamed when the client left (cancelled), nothing when the LLM failed. A failure
         is `answer.outcome == "failed"` with `answer.error`, not an exception: the profile turns it
-        into its error event.
+        into its error event. `deferred` holds writes a profile puts off until the answer ends, so
+        that no database work stands between the request and the LLM call (`query-stream` stores
+        its turn after streaming, as its seed does); it runs first, whatever the outcome.
         """
         try:
             cached = await self.cache.get(model, messages) if cache else None
@@ -102,9 +108,11 @@ class ChatCore:
                     answer.chunks.append(chunk)
                     yield chunk
             else:
-                async for chunk in self.llm.stream(model, messages, answer.upstream):
-                    answer.chunks.append(chunk)
-                    yield chunk
+                # aclosing: a stop at a `yield` closes the upstream stream now, not at garbage collection.
+                async with contextlib.aclosing(self.llm.stream(model, messages, answer.upstream)) as chunks:
+                    async for chunk in chunks:
+                        answer.chunks.append(chunk)
+                        yield chunk
             answer.outcome = "completed"
         except LlmError as err:
             answer.outcome, answer.error = "failed", str(err)
@@ -113,6 +121,8 @@ class ChatCore:
             raise
         finally:
             with anyio.CancelScope(shield=True):  # a cancelled stream must still record its turn
+                if deferred is not None:
+                    await deferred()
                 await self._finish(conversation_id, model, messages, answer, cache=cache, store=store)
 
     async def _finish(
@@ -124,9 +134,16 @@ class ChatCore:
             await self.store.add_message(conversation_id, "assistant", answer.text)
 
 
-async def reply(core: ChatCore, conversation_id: str, model: str, messages: ChatMessages) -> Answer:
+async def reply(
+    core: ChatCore,
+    conversation_id: str,
+    model: str,
+    messages: ChatMessages,
+    *,
+    deferred: Callable[[], Awaitable[None]] | None = None,
+) -> Answer:
     """A whole answer, not streamed (the profiles' JSON chat calls); stored like a streamed one."""
     answer = Answer()
-    async for _ in core.answer(conversation_id, model, messages, answer):
+    async for _ in core.answer(conversation_id, model, messages, answer, deferred=deferred):
         pass
     return answer

@@ -214,11 +214,13 @@ class LlmClient:
                     raise LlmError(f"upstream answered {response.status_code}: {detail[:300]}")
                 read = provider.read
                 async for event in EventSource(response).aiter_sse():
+                    if state.done:
+                        # Read on to the end of the body (it follows the end event at once): a
+                        # response read whole returns its connection to the pool for the next call.
+                        continue
                     text = read(event, state)
                     if text:
                         yield text
-                    if state.done:
-                        break
         except httpx.TimeoutException:
             raise LlmError("upstream timed out") from None
         except httpx.HTTPError as err:

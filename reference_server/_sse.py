@@ -6,10 +6,10 @@ Events are encoded here once, as bytes (`data: <json>\\n\\n`); the response only
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import anyio
 import msgspec
 from litestar.response import Stream
 
@@ -58,8 +58,13 @@ async def with_heartbeats(
     finally:
         if pending is not None:
             pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await pending
+            # Shielded, and waited with asyncio.wait (which, unlike `await pending`, does not pass
+            # the outer scope's repeated cancels on): the LLM stream inside must finish closing
+            # its connection, or the upstream call would run on until garbage collection.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait((pending,))
+            if not pending.cancelled():
+                pending.exception()  # retrieved: no "exception was never retrieved" warning
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()

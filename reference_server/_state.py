@@ -78,14 +78,30 @@ class MemoryStore:
         self._data.clear()
 
 
+# One atomic step: count the hit, and start the window's expiry if it has none yet (the first hit,
+# or a key left without one). A script rather than PEXPIRE ... NX, which needs Redis 7 (Ubuntu 22.04
+# ships 6.0).
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
 class RedisStore:
-    """The same operations on Redis: GETDEL for take, INCR + PEXPIRE (on the first hit) for windows."""
+    """The same operations on Redis, with no command newer than Redis 2.6: GET + DEL in one transaction
+    for take, a script of INCR + PEXPIRE (on the first hit) for windows."""
 
     def __init__(self, url: str, prefix: str = "refserver:") -> None:
         import redis.asyncio as redis  # only when Redis is configured
 
         self._redis = redis.from_url(url)
         self._prefix = prefix
+        self._hit = self._redis.register_script(_HIT_SCRIPT)
 
     async def get(self, key: str) -> bytes | None:
         return await self._redis.get(self._prefix + key)
@@ -94,16 +110,15 @@ class RedisStore:
         await self._redis.set(self._prefix + key, value, px=max(1, int(ttl_s * 1000)))
 
     async def take(self, key: str) -> bytes | None:
-        return await self._redis.getdel(self._prefix + key)
+        async with self._redis.pipeline(transaction=True) as pipe:  # MULTI GET DEL EXEC: GETDEL needs Redis 6.2
+            pipe.get(self._prefix + key)
+            pipe.delete(self._prefix + key)
+            value, _ = await pipe.execute()
+        return value
 
     async def hit(self, key: str, window_s: float) -> tuple[int, float]:
-        name = self._prefix + key
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.pexpire(name, max(1, int(window_s * 1000)), nx=True)
-            pipe.pttl(name)
-            count, _, ttl_ms = await pipe.execute()
-        return int(count), max(ttl_ms, 0) / 1000.0
+        count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[max(1, int(window_s * 1000))])
+        return int(count), max(int(ttl_ms), 0) / 1000.0
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -8,7 +8,10 @@ one process never see each other's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 metadata = MetaData()
 
@@ -101,27 +104,47 @@ class Store:
             self._engine: AsyncEngine = create_async_engine(url, **kwargs)
         except Exception as err:  # a malformed URL or an unknown driver
             raise ValueError(f"database_url {url!r}: {err}") from None
+        self._write_lock = asyncio.Lock() if url.startswith("sqlite") else None
         if url.startswith("sqlite"):
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. SQLite has one writer at a time: in-process writers take turns on a
+        lock instead of polling the file lock (whose back-off sleeps would stall a burst of turns)."""
+        if self._write_lock is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._engine.begin() as conn:
+            yield conn
 
     async def create_tables(self) -> None:
         """Create the tables if missing; safe when several workers start at once on one database."""
         async with self._engine.begin() as conn:
+            # Otherwise two workers both find a table missing and both create it (SQLite: "table already
+            # exists"; PostgreSQL: a unique violation in its catalog). One at a time, the next finds them.
             if conn.dialect.name == "postgresql":
-                # Concurrent CREATE TABLEs race in PostgreSQL's catalog (a unique violation on
-                # pg_type): one worker at a time, the others then find the tables made.
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_TABLES_LOCK})
+            elif conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the existence checks
             await conn.run_sync(metadata.create_all)
 
     async def close(self) -> None:
         await self._engine.dispose()
 
     async def create_conversation(
-        self, profile: str, *, owner: str | None = None, title: str | None = None, id: str | None = None
+        self,
+        profile: str,
+        *,
+        owner: str | None = None,
+        title: str | None = None,
+        id: str | None = None,
+        at: datetime | None = None,
     ) -> Conversation:
-        now = utc_now()
+        now = at or utc_now()
         row = Conversation(id or str(uuid.uuid4()), profile, owner, title, now, now)
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(
                 insert(conversations).values(
                     id=row.id, profile=profile, owner=owner, title=title, created_at=now, updated_at=now
@@ -138,10 +161,13 @@ class Store:
             ).first()
         return Conversation(**found._mapping) if found else None
 
-    async def add_message(self, conversation_id: str, role: str, content: str) -> Message:
-        now = utc_now()
+    async def add_message(
+        self, conversation_id: str, role: str, content: str, *, at: datetime | None = None
+    ) -> Message:
+        """Store a message; `at` dates one whose storing was deferred (default: now)."""
+        now = at or utc_now()
         message = Message(str(uuid.uuid4()), conversation_id, role, content, now)
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(
                 insert(messages).values(
                     id=message.id, conversation_id=conversation_id, role=role, content=content, created_at=now
@@ -177,12 +203,12 @@ class Store:
             ).scalar_one()
 
     async def clear_messages(self, conversation_id: str) -> int:
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
         return result.rowcount or 0
 
     async def delete_conversation(self, profile: str, id: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(delete(messages).where(messages.c.conversation_id == id))
             result = await conn.execute(
                 delete(conversations).where(conversations.c.id == id, conversations.c.profile == profile)

@@ -12,11 +12,12 @@ Choices where the contract is silent:
 - `title`: 1 to 200 characters, not only whitespace. `message`: 1 to `message_max_chars` characters.
   Unknown body fields are rejected (400), as elsewhere in this server.
 - Another user's conversation and an unknown one get the same 404, so ids do not leak.
-- No endpoint lists conversations or reads their messages: the seed exposes none (its history is
-  what the LLM is given, and the journal of an upstream shows it).
+- No endpoint lists conversations or reads their messages back: the seed exposes none. What was
+  stored shows in the next turn's request to the LLM, which carries the whole conversation.
 - An LLM failure keeps the user message (it was stored before the call) and stores no assistant
   message; the next turn sends both user messages.
-- Comment lines (`: keep-alive`) go out every `heartbeat_s` while the LLM is silent.
+- A comment line (`: keep-alive`) goes out whenever the LLM is silent for `heartbeat_s`, as the
+  contract recommends (the seed sends none); clients skip comments.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def handlers(core: ChatCore) -> list[Any]:
         }
 
     @post("/chat/stream", status_code=200, guards=[authenticated, rate_limited])
-    async def stream(data: StreamBody, request: Request) -> Stream:
+    async def stream_message(data: StreamBody, request: Request) -> Stream:
         if len(data.message) > settings.message_max_chars:
             raise invalid("message", f"at most {settings.message_max_chars} characters, got {len(data.message)}")
         conversation_id = str(data.conversation_id)
@@ -120,7 +121,7 @@ def handlers(core: ChatCore) -> list[Any]:
 
         return event_stream(with_heartbeats(events(), settings.heartbeat_s, lambda: HEARTBEAT))
 
-    return [create_conversation, stream]
+    return [create_conversation, stream_message]
 
 
 PROFILE = Profile(NAME, "JWT-owned conversations, POST stream of raw LLM chunks", handlers)

@@ -1,17 +1,172 @@
-"""`query-stream`: not yet written."""
+"""`query-stream` (seed 003): GET streaming with query parameters under `/api/v1`, JWT bearer on every call.
+
+Stream grammar `conversationId token* (complete | error)`; `token` texts are concatenated as they are.
+The LLM gets the last `history_limit` (10) stored messages of the conversation, then the new one.
+Choices where the contract is silent:
+- The token is read from `Authorization: Bearer` only (a query `access_token` is not a credential here),
+  checked before the parameters and the body are read: a call without a valid token is 401 whatever it sends.
+- Ids are UUIDs in the 8-4-4-4-12 hex form (any case; the project list is compared case-insensitively).
+  A malformed or missing `projectId`, a malformed `conversationId`, a missing or blank `message`, or one
+  over `message_max_chars` is 400; a well-formed but unknown `conversationId`, or another user's, is 404
+  (as an unknown project is), so a client cannot probe for other users' conversations.
+- A conversation belongs to its user, not to a project: it may be continued under any known project.
+- A conversation is made only once the request is valid. The turn is stored when the answer ends, as the
+  seed does: the user message (dated when it was asked), then the assistant message: whole when complete,
+  what was streamed when the client leaves (stop button), nothing when the LLM fails (the user message is
+  stored all the same). So a new conversation costs no database work before the LLM call.
+- `POST /api/v1/ai/chat` answers 502 (the gateway's upstream failed) when the LLM fails; its `metadata`
+  is `{"model", "conversationId", "timestamp"}`. Unknown body fields are rejected (400).
+- Until the last token the stream carries a comment line (`: heartbeat`) every `heartbeat_s` (a slow LLM
+  must not look like a dead stream to a proxy); to an SSE client a comment is not an event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Annotated, Any
 
-from .._chat import ChatCore
+import msgspec
+from litestar import Request, Router, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from .._chat import Answer, ChatCore, reply
+from .._sse import data_event, event_stream, with_heartbeats
+from .._store import iso, utc_now
 from . import Profile
 
 NAME = "query-stream"
+PREFIX = "/api/v1"
+UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+HEARTBEAT = b": heartbeat\n\n"
+
+
+# Declared optional so that a missing one is this profile's 400, not the framework's; documented in OpenAPI.
+ProjectIdQuery = Annotated[str | None, Parameter(query="projectId", description="the project's UUID (required)")]
+MessageQuery = Annotated[
+    str | None, Parameter(description="the user's message (required; at most 2000 characters by default)")
+]
+ConversationIdQuery = Annotated[
+    str | None, Parameter(query="conversationId", description="a conversation's UUID; none: a new conversation")
+]
+
+
+class ChatBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    project_id: str
+    message: str
+    conversation_id: str | None = None
+
+
+def invalid(key: str, message: str) -> ValidationException:
+    return ValidationException(detail=f"{key}: {message}", extra=[{"key": key, "message": message}])
+
+
+def uuid_param(key: str, value: str | None, *, required: bool) -> str | None:
+    """The id in canonical (lower-case) form; 400 if it is missing (when required) or not a UUID."""
+    if value is None:
+        if required:
+            raise invalid(key, "required")
+        return None
+    if not UUID_FORM.fullmatch(value):
+        raise invalid(key, f"must be a UUID, got {value[:80]!r}")
+    return value.lower()
 
 
 def handlers(core: ChatCore) -> list[Any]:
-    return []
+    settings, store = core.settings, core.store
+    model = settings.default_model
+    projects = {project.lower() for project in settings.projects}
+
+    def authenticated(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        """Guard: the token is checked before the request's parameters and body are read."""
+        core.auth.user(connection)  # type: ignore[arg-type]  # reads only headers
+
+    async def turn(
+        user: str, project_id: str | None, message: str | None, conversation_id: str | None
+    ) -> tuple[str, list[dict[str, str]], Callable[[], Awaitable[None]]]:
+        """Validate a chat request: (conversation id, messages for the LLM, the turn's deferred writes).
+
+        The turn is stored when the answer ends, as the seed does ("saves complete messages to
+        database after streaming"): a new conversation costs no database work before the LLM call."""
+        project = uuid_param("projectId", project_id, required=True)
+        conversation = uuid_param("conversationId", conversation_id, required=False)
+        if message is None or not message.strip():
+            raise invalid("message", "required and not blank")
+        if len(message) > settings.message_max_chars:
+            raise invalid("message", f"at most {settings.message_max_chars} characters, got {len(message)}")
+        if project not in projects:
+            raise NotFoundException(f"no project {project}")
+        asked = utc_now()
+        new = conversation is None
+        if conversation is None:
+            conversation = str(uuid.uuid4())
+            history = core.preamble()
+        else:
+            found = await store.conversation(NAME, conversation)
+            if found is None or found.owner != user:
+                raise NotFoundException(f"no conversation {conversation}")
+            history = await core.llm_messages(conversation, last=settings.history_limit)
+        conversation_id = conversation
+
+        async def store_question() -> None:
+            if new:
+                await store.create_conversation(NAME, owner=user, id=conversation_id, at=asked)
+            await store.add_message(conversation_id, "user", message, at=asked)
+
+        return conversation, [*history, {"role": "user", "content": message}], store_question
+
+    @get("/ai/chat/stream")
+    async def chat_stream(
+        request: Request,
+        project_id: ProjectIdQuery = None,
+        message: MessageQuery = None,
+        conversation_id: ConversationIdQuery = None,
+    ) -> Stream:
+        conversation, messages, store_question = await turn(
+            core.auth.user(request), project_id, message, conversation_id
+        )
+
+        async def tokens(answer: Answer) -> AsyncIterator[bytes]:
+            async with aclosing(core.answer(conversation, model, messages, answer, deferred=store_question)) as chunks:
+                async for chunk in chunks:
+                    yield data_event({"type": "token", "content": chunk})
+
+        async def events() -> AsyncIterator[bytes]:
+            yield data_event({"type": "conversationId", "conversationId": conversation})
+            answer = Answer()
+            # Heartbeats only while tokens may come: nothing but the terminal event follows the last token.
+            async with aclosing(with_heartbeats(tokens(answer), settings.heartbeat_s, lambda: HEARTBEAT)) as body:
+                async for event in body:
+                    yield event
+            if answer.outcome == "completed":
+                metadata = {"model": model, "conversationId": conversation}
+                yield data_event({"type": "complete", "timestamp": iso(utc_now()), "metadata": metadata})
+            else:
+                yield data_event({"type": "error", "message": answer.error or "the LLM failed"})
+
+        return event_stream(events())
+
+    @post("/ai/chat", status_code=200)
+    async def chat(data: ChatBody, request: Request) -> dict[str, Any]:
+        conversation, messages, store_question = await turn(
+            core.auth.user(request), data.project_id, data.message, data.conversation_id
+        )
+        answer = await reply(core, conversation, model, messages, deferred=store_question)
+        if answer.outcome != "completed":
+            raise HTTPException(status_code=502, detail=f"the LLM failed: {answer.error}")
+        return {
+            "conversationId": conversation,
+            "response": answer.text,
+            "metadata": {"model": model, "conversationId": conversation, "timestamp": iso(utc_now())},
+        }
+
+    return [Router(PREFIX, route_handlers=[chat_stream, chat], guards=[authenticated])]
 
 
-PROFILE = Profile(NAME, "TODO", handlers)
+PROFILE = Profile(NAME, "GET stream with query parameters under /api/v1, JWT bearer", handlers)

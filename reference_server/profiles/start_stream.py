@@ -14,14 +14,16 @@ Choices where the contract is silent:
 - There is no token: `userId` in the body names the user, as in the seed. `GET /chat/stream` and
   `GET /chat/history` take an optional `userId` query parameter; when given and not the owner,
   the answer is 404 (as for an unknown id, so ids do not leak), and a session is not used up by it.
-- Refusals: unknown session 404; expired or already streamed 410 (for `margin` seconds after the
-  expiry; after that it is unknown). All with a JSON body, before the stream starts.
+- Refusals: unknown session 404; expired or already streamed 410 (for max(`session_ttl_s`, 60 s)
+  after the expiry; after that it is unknown, 404). All with a JSON body, before the stream starts.
 - `/chat/start` checks, in order: the body (400: `prompt` 1 to `message_max_chars` characters,
-  `modelId` and `userId` non-empty, unknown fields rejected), the plan (403), the chat (404 for an
-  unknown `chatId` or another user's). A new chat's title is the prompt's first 80 characters.
+  `modelId` and `userId` non-empty, unknown fields rejected), a configured rate limit (429), the
+  plan (403), the chat (404 for an unknown `chatId` or another user's). A new chat's title is the
+  prompt's first 80 characters.
 - The LLM gets the chat's whole history as it is when the stream starts (system prompt first).
-- `rate_limits` may name `start-stream` (none by default); it then counts `/chat/start` per `userId`.
-- Comment lines (`: keep-alive`) go out every `heartbeat_s` while the LLM is silent.
+- `rate_limits` may name `start-stream` (none by default): it counts `/chat/start` per `userId`.
+- A comment line (`: keep-alive`) goes out whenever the LLM is silent for `heartbeat_s`, as the
+  contract recommends (the seed sends none); clients skip comments.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def handlers(core: ChatCore) -> list[Any]:
         return session
 
     @get("/chat/stream")
-    async def stream(session_id: SessionIdQuery, user_id: UserIdQuery = None) -> Stream:
+    async def stream_session(session_id: SessionIdQuery, user_id: UserIdQuery = None) -> Stream:
         session = await claim(session_id, user_id)
         chat_id, model = session.chat_id, session.model_id
         messages = await core.llm_messages(chat_id)
@@ -157,7 +159,7 @@ def handlers(core: ChatCore) -> list[Any]:
             for m in await store.messages(chat.id)
         ]
 
-    return [start, stream, history]
+    return [start, stream_session, history]
 
 
 PROFILE = Profile(NAME, "POST /chat/start, then a single-use EventSource GET stream; response cache", handlers)

@@ -25,7 +25,7 @@ from mockllm.pytest_plugin import MockLLMProcess
 from reference_server._auth import mint_token
 
 START_TIMEOUT_S = 30.0
-JWT_SECRET = "test-secret"
+JWT_SECRET = "test-secret-of-at-least-32-bytes-for-hs256"
 # Settings of the shared server: limits out of the way, short timeouts, a quick heartbeat.
 TEST_SETTINGS: dict[str, Any] = {
     "jwt_secret": JWT_SECRET,
