@@ -288,7 +288,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(refserver, mockllm, marker):
     (entry,) = llm_calls(mockllm, marker)
     assert entry["outcome"] == "client_closed"
     deadline = time.monotonic() + 5  # the partial answer is stored as the server notices the stop
-    while len(messages := stored(refserver, marker)[conversation]) < 2 and time.monotonic() < deadline:
+    while len(messages := stored(refserver, marker).get(conversation, [])) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(messages) == 2 and messages[1][0] == "assistant", messages
     partial = messages[1][1]
