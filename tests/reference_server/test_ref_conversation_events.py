@@ -166,9 +166,9 @@ def test_409_when_no_user_message_awaits_an_answer(refserver, mockllm, marker):
     [
         ({}, {}),
         ({"Authorization": "Bearer not-a-jwt"}, {}),
-        ({"Authorization": "Bearer " + mint_token("another-secret", "someone")}, {}),
+        ({"Authorization": "Bearer " + mint_token("another-secret-also-32-bytes-or-longer", "someone")}, {}),
         ({}, {"access_token": "not-a-jwt"}),
-        ({}, {"access_token": mint_token("another-secret", "someone")}),
+        ({}, {"access_token": mint_token("another-secret-also-32-bytes-or-longer", "someone")}),
     ],
     ids=["none", "garbage", "wrong-secret", "query-garbage", "query-wrong-secret"],
 )

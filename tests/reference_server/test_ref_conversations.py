@@ -111,7 +111,7 @@ def test_system_prompt_is_folded_into_the_first_user_turn(tuned, mockllm, marker
     [
         {},
         {"Authorization": "Bearer not-a-jwt"},
-        {"Authorization": f"Bearer {mint_token('another-secret', 'mallory')}"},
+        {"Authorization": f"Bearer {mint_token('another-secret-also-32-bytes-or-longer', 'mallory')}"},
         {"Authorization": "Basic dXNlcjpwYXNz"},
     ],
     ids=["missing", "garbage", "wrong-secret", "not-bearer"],

@@ -134,7 +134,7 @@ def test_the_llm_gets_only_the_last_ten_messages_then_the_new_one(refserver, moc
     [
         ({}, {}),
         ({"Authorization": "Bearer not-a-jwt"}, {}),
-        ({"Authorization": "Bearer " + mint_token("another-secret", "someone")}, {}),
+        ({"Authorization": "Bearer " + mint_token("another-secret-also-32-bytes-or-longer", "someone")}, {}),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, {}),
         ({}, {"access_token": "VALID"}),  # a query token is not a credential in this profile
     ],
