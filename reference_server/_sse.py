@@ -6,6 +6,7 @@ Events are encoded here once, as bytes (`data: <json>\\n\\n`); the response only
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -33,38 +34,58 @@ async def with_heartbeats(
 ) -> AsyncIterator[bytes]:
     """`events`, with `heartbeat()` sent whenever `interval_s` passes without one (from the start).
 
-    The next event is awaited as a task so that a heartbeat can go out while the LLM is silent;
-    closing this iterator cancels that task and closes `events`.
+    One task pumps `events` for the whole stream and a timer marks each heartbeat; both wake one
+    future that this generator waits on, so an event costs a future, not a task and a wait set.
+    Closing this iterator cancels the pump, which closes `events` (and the LLM call inside).
     """
     loop = asyncio.get_running_loop()
+    ready: deque[bytes] = deque()
+    waiter: asyncio.Future[None] | None = None
+    ended = False
+    failure: BaseException | None = None
+
+    def wake() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def pump() -> None:
+        nonlocal ended, failure
+        try:
+            async for event in events:
+                ready.append(event)
+                wake()
+        except Exception as err:
+            failure = err
+        finally:
+            ended = True
+            wake()
+
+    pumping = loop.create_task(pump())
     next_beat = loop.time() + interval_s
-    pending: asyncio.Future[bytes] | None = None
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait((pending,), timeout=max(0.0, next_beat - loop.time()))
-            if not done:
+            if ready:
+                yield ready.popleft()
+            elif ended:
+                if failure is not None:
+                    raise failure
+                return
+            elif loop.time() >= next_beat:
                 next_beat += interval_s
                 yield heartbeat()
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
-            yield event
+            else:
+                waiter = loop.create_future()
+                timer = loop.call_at(next_beat, wake)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    waiter = None
     finally:
-        if pending is not None:
-            pending.cancel()
-            # Shielded, and waited with asyncio.wait (which, unlike `await pending`, does not pass
+        if not pumping.done():
+            pumping.cancel()
+            # Shielded, and waited with asyncio.wait (which, unlike `await pumping`, does not pass
             # the outer scope's repeated cancels on): the LLM stream inside must finish closing
             # its connection, or the upstream call would run on until garbage collection.
             with anyio.CancelScope(shield=True):
-                await asyncio.wait((pending,))
-            if not pending.cancelled():
-                pending.exception()  # retrieved: no "exception was never retrieved" warning
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+                await asyncio.wait((pumping,))
