@@ -25,6 +25,17 @@ from .client import MockLLMClient
 START_TIMEOUT_S = 30.0
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class MockLLMProcess:
     """A `python -m mockllm serve` child process on a free loopback port."""
 
@@ -63,13 +74,7 @@ class MockLLMProcess:
         raise RuntimeError(f"mockllm did not start: {stderr.strip()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

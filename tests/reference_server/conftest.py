@@ -21,7 +21,7 @@ import pytest
 import yaml
 from refserver_helpers import free_port
 
-from mockllm.pytest_plugin import MockLLMProcess
+from mockllm.pytest_plugin import MockLLMProcess, stop_process
 from reference_server._auth import mint_token
 
 START_TIMEOUT_S = 30.0
@@ -86,13 +86,7 @@ class RefServer:
         return Path(self.log.name).read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

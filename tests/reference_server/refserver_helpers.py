@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,3 +36,20 @@ def llm_calls(mockllm: MockLLMClient, marker: str, count: int = 1) -> list[dict[
 def llm_messages(entry: dict[str, Any]) -> list[dict[str, str]]:
     """The messages the implementation sent to the LLM in one call (OpenAI chat format)."""
     return entry["body"]["messages"]
+
+
+def stored_conversations(profile: str, server: Any, owner: str) -> dict[str, list[tuple[str, str]]]:
+    """The owner's conversations in `profile` as the server stored them (its SQLite file, next to its
+    log): id -> [(role, content)] in order. For contracts with no call that reads history back."""
+    with sqlite3.connect(Path(server.log.name).parent / "reference-server.sqlite3") as db:
+        rows = db.execute(
+            "SELECT c.id, m.role, m.content FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.profile = ? AND c.owner = ? ORDER BY c.created_at, m.seq",
+            (profile, owner),
+        ).fetchall()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for conversation, role, content in rows:
+        found.setdefault(conversation, [])
+        if role is not None:
+            found[conversation].append((role, content))
+    return found

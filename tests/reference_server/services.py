@@ -26,6 +26,8 @@ from typing import NoReturn
 
 import pytest
 
+from mockllm.pytest_plugin import stop_process
+
 REQUIRE_ENV = "REFSERVER_REQUIRE_SERVICES"
 START_TIMEOUT_S = 30.0
 
@@ -191,13 +193,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

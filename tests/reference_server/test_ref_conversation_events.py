@@ -6,6 +6,7 @@ what the LLM was asked and answered, from the mock's journal.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import time
@@ -13,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from refserver_helpers import events, llm_calls, llm_messages
+from refserver_helpers import events, llm_calls, llm_messages, stored_conversations
 
 from reference_server._auth import mint_token
 
@@ -30,20 +31,7 @@ def fast(start_refserver):
     return start_refserver(heartbeat_s=0.05, llm_timeout_s=0.8)
 
 
-def stored(server, owner: str) -> dict[str, list[tuple[str, str]]]:
-    """The owner's conversations in this profile as stored: id -> [(role, content)] in order."""
-    with sqlite3.connect(Path(server.log.name).parent / "reference-server.sqlite3") as db:
-        rows = db.execute(
-            "SELECT c.id, m.role, m.content FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id"
-            " WHERE c.profile = ? AND c.owner = ? ORDER BY c.created_at, m.seq",
-            (PROFILE, owner),
-        ).fetchall()
-    found: dict[str, list[tuple[str, str]]] = {}
-    for conversation, role, content in rows:
-        found.setdefault(conversation, [])
-        if role is not None:
-            found[conversation].append((role, content))
-    return found
+stored = functools.partial(stored_conversations, PROFILE)
 
 
 def stored_id(server, conversation: str, role: str) -> str:
