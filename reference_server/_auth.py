@@ -9,8 +9,12 @@ from __future__ import annotations
 import time
 
 import jwt
-from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Guard
+
+_USER_KEY = "auth.user"  # the request's user, in its state: the token is decoded once per request
 
 
 def mint_token(secret: str, user_id: str, *, ttl_s: float = 3600.0) -> str:
@@ -36,16 +40,32 @@ class Authenticator:
             raise NotAuthorizedException("invalid token: sub must be a non-empty string")
         return sub
 
-    def user(self, request: Request, *, query_token: bool = False) -> str:
-        """The user of a request: its bearer token, or (if allowed) its `access_token` query parameter."""
-        header = request.headers.get("authorization")
+    def user(self, connection: ASGIConnection, *, query_token: bool = False) -> str:
+        """The user of a request: its bearer token, or (if allowed) its `access_token` query parameter.
+
+        Decoded once per request and kept in its state, so a guard and the handler share it."""
+        user = connection.state.get(_USER_KEY)
+        if user is None:
+            user = connection.state[_USER_KEY] = self._token_user(connection, query_token)
+        return user
+
+    def guard(self, *, query_token: bool = False) -> Guard:
+        """A Litestar guard: 401 before the request's parameters and body are even read."""
+
+        def authenticated(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+            self.user(connection, query_token=query_token)
+
+        return authenticated
+
+    def _token_user(self, connection: ASGIConnection, query_token: bool) -> str:
+        header = connection.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise NotAuthorizedException("Authorization must be 'Bearer <token>'")
             return self.user_id(token.strip())
         if query_token:
-            token = request.query_params.get("access_token")
+            token = connection.query_params.get("access_token")
             if token:
                 return self.user_id(token)
             raise NotAuthorizedException("missing token: send Authorization: Bearer <token> or ?access_token=")

@@ -88,10 +88,13 @@ class ChatCore:
         answer: Answer,
         *,
         cache: bool = False,
+        cached: list[str] | None = None,
         store: bool = True,
         deferred: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[str]:
-        """The LLM's answer chunk by chunk (or the cache's, if `cache` and it has one), kept in `answer`.
+        """The LLM's answer chunk by chunk, kept in `answer`; with `cache`, a completed answer is
+        cached, and `cached` (the entry the caller looked up, to tell the client before the first
+        token) is replayed instead of calling the LLM.
 
         When it ends the assistant message is stored (if `store`): the whole answer when complete,
         what was streamed when the client left (cancelled), nothing when the LLM failed. A failure
@@ -101,7 +104,6 @@ class ChatCore:
         its turn after streaming, as its seed does); it runs first, whatever the outcome.
         """
         try:
-            cached = await self.cache.get(model, messages) if cache else None
             if cached is not None:
                 answer.cached = True
                 for chunk in cached:

@@ -238,12 +238,6 @@ class LlmClient:
         if not state.done:
             raise LlmError("upstream stream ended before its end")
 
-    async def complete(self, model: str, messages: ChatMessages) -> tuple[str, Usage]:
-        """The whole answer and its usage (a streamed call read to its end)."""
-        state = StreamState()
-        text = "".join([chunk async for chunk in self.stream(model, messages, state)])
-        return text, state.usage
-
 
 async def body_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     """The body's lines as they arrive, each with its LF.

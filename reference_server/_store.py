@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     delete,
     event,
-    func,
     insert,
     select,
     text,
@@ -193,14 +192,6 @@ class Store:
             Message(row.id, row.conversation_id, row.role, row.content, row.created_at)
             for row in rows  # the seq column stays inside
         ]
-
-    async def count_messages(self, conversation_id: str) -> int:
-        async with self._engine.connect() as conn:
-            return (
-                await conn.execute(
-                    select(func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id)
-                )
-            ).scalar_one()
 
     async def clear_messages(self, conversation_id: str) -> int:
         async with self._writing() as conn:

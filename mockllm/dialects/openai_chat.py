@@ -59,24 +59,9 @@ class OpenAIChat:
         model = model_field(body)
         messages = _messages(body.get("messages"))
         stream = stream_field(body)
-        options = body.get("stream_options")
-        include_usage = False
-        if options is not None:
-            if not stream:
-                raise RequestError(
-                    "stream_options",
-                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                )
-            if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
-                raise RequestError("stream_options", "'stream_options' must be {\"include_usage\": bool}")
-            include_usage = options.get("include_usage", False)
+        include_usage = include_usage_field(body, stream)
         max_tokens = _max_tokens(body)
-        for name, (low, high) in _RANGES.items():
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
-            ):
-                raise RequestError(name, f"'{name}' must be a number between {low} and {high}, got {value!r}")
+        check_ranges(body, _RANGES)
         n = body.get("n")
         if n is not None and n != 1:
             raise RequestError("n", f"the mock answers one choice per request; 'n' must be 1, got {n!r}")
@@ -240,6 +225,28 @@ def stream_field(body: dict[str, Any]) -> bool:
     if stream is not None and not isinstance(stream, bool):
         raise RequestError("stream", f"'stream' must be a boolean, got {stream!r}")
     return bool(stream)
+
+
+def include_usage_field(body: dict[str, Any], stream: bool) -> bool:
+    """`stream_options.include_usage`: allowed only on a stream, as OpenAI has it."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not stream:
+        raise RequestError("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise RequestError("stream_options", "'stream_options' must be {\"include_usage\": bool}")
+    return options.get("include_usage", False)
+
+
+def check_ranges(body: dict[str, Any], ranges: Mapping[str, tuple[float, float]]) -> None:
+    """Each named sampling number, when present, within its range; else the error OpenAI gives."""
+    for name, (low, high) in ranges.items():
+        value = body.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
+        ):
+            raise RequestError(name, f"'{name}' must be a number between {low} and {high}, got {value!r}")
 
 
 def _seconds(value: float) -> str:

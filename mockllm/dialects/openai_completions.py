@@ -15,7 +15,16 @@ from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, TextFrames, dumps, json_string
-from .openai_chat import _ERROR_EVENT, _RANGES, JSON, OpenAIChat, model_field, stream_field
+from .openai_chat import (
+    _ERROR_EVENT,
+    _RANGES,
+    JSON,
+    OpenAIChat,
+    check_ranges,
+    include_usage_field,
+    model_field,
+    stream_field,
+)
 
 _SAMPLING = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias")
 # OpenAI's default `max_tokens` is 16; vLLM's is whatever the context leaves, i.e. no cap. The mock
@@ -36,17 +45,7 @@ class OpenAICompletions:
         model = model_field(body)
         prompt = _prompt(body.get("prompt"))
         stream = stream_field(body)
-        include_usage = False
-        options = body.get("stream_options")
-        if options is not None:
-            if not stream:
-                raise RequestError(
-                    "stream_options",
-                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                )
-            if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
-                raise RequestError("stream_options", "'stream_options' must be {\"include_usage\": bool}")
-            include_usage = options.get("include_usage", False)
+        include_usage = include_usage_field(body, stream)
         max_tokens = body.get("max_tokens", DEFAULT_MAX_TOKENS)
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
@@ -57,12 +56,7 @@ class OpenAICompletions:
         for name in ("n", "best_of"):
             if body.get(name) not in (None, 1):
                 raise RequestError(name, f"the mock answers one choice per request; '{name}' must be 1")
-        for name, (low, high) in _RANGES.items():
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
-            ):
-                raise RequestError(name, f"'{name}' must be a number between {low} and {high}, got {value!r}")
+        check_ranges(body, _RANGES)
         request = ChatRequest(
             model=model,
             messages=(Message("user", prompt),),

@@ -16,7 +16,7 @@ from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, NumberedTextFrames, dumps
-from .openai_chat import _RANGES, JSON, OpenAIChat, model_field, stream_field
+from .openai_chat import _RANGES, JSON, OpenAIChat, check_ranges, model_field, stream_field
 
 ROLES = frozenset({"user", "assistant", "system", "developer"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
@@ -24,6 +24,7 @@ _MEDIA_PARTS = frozenset({"input_image", "input_file", "input_audio", "refusal"}
 # Input items that carry no text the mock answers from: accepted so agent loops can replay them.
 _SKIPPED_ITEMS = frozenset({"function_call", "reasoning", "item_reference", "web_search_call", "file_search_call"})
 _SAMPLING = ("temperature", "top_p")
+_SAMPLING_RANGES = {name: _RANGES[name] for name in _SAMPLING}
 # The API rejects smaller values: "Invalid 'max_output_tokens': integer below minimum value".
 MIN_OUTPUT_TOKENS = 16
 _MESSAGE = "The server had an error while processing your request. Sorry about that!"
@@ -57,13 +58,7 @@ class OpenAIResponses:
                 "max_output_tokens",
                 f"'max_output_tokens' must be an integer >= {MIN_OUTPUT_TOKENS}, got {max_tokens!r}",
             )
-        for name in _SAMPLING:
-            low, high = _RANGES[name]
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high
-            ):
-                raise RequestError(name, f"'{name}' must be a number between {low} and {high}, got {value!r}")
+        check_ranges(body, _SAMPLING_RANGES)
         request = ChatRequest(
             model=model,
             messages=messages,

@@ -37,7 +37,6 @@ import msgspec
 from litestar import Request, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -90,11 +89,9 @@ def handlers(core: ChatCore) -> list[Any]:
     model = settings.default_model
 
     def user_of(connection: ASGIConnection) -> str:
-        return core.auth.user(connection, query_token=True)  # type: ignore[arg-type]  # reads headers and query
+        return core.auth.user(connection, query_token=True)
 
-    def authenticated(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        """Guard: the token is checked before the request's path and body are read."""
-        user_of(connection)
+    authenticated = core.auth.guard(query_token=True)
 
     async def owned(request: Request, conversation_id: str) -> Conversation:
         """The caller's conversation `conversation_id`: 400 if the id is not a UUID, 404 if it is not theirs."""

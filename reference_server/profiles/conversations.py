@@ -41,7 +41,6 @@ from . import Profile
 NAME = "conversations"
 TITLE_MAX_CHARS = 200
 HEARTBEAT = b": keep-alive\n\n"
-USER_KEY = "conversations.user"  # the authenticated user, in the request state
 
 
 class ConversationBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,15 +71,8 @@ def handlers(core: ChatCore) -> list[Any]:
     settings, store = core.settings, core.store
     model = settings.default_model
 
-    def user_of(connection: ASGIConnection) -> str:
-        """The token's user, read once per request (by the guard) and kept in the request's state."""
-        user = connection.state.get(USER_KEY)
-        if user is None:
-            user = connection.state[USER_KEY] = core.auth.user(connection)  # type: ignore[arg-type]
-        return user
-
-    def authenticated(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        user_of(connection)
+    user_of = core.auth.user
+    authenticated = core.auth.guard()
 
     async def rate_limited(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         await core.limits.check(NAME, user_of(connection))

@@ -30,9 +30,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
-from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.handlers import BaseRouteHandler
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -83,9 +81,7 @@ def handlers(core: ChatCore) -> list[Any]:
     model = settings.default_model
     projects = {project.lower() for project in settings.projects}
 
-    def authenticated(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        """Guard: the token is checked before the request's parameters and body are read."""
-        core.auth.user(connection)  # type: ignore[arg-type]  # reads only headers
+    authenticated = core.auth.guard()
 
     async def turn(
         user: str, project_id: str | None, message: str | None, conversation_id: str | None

@@ -134,12 +134,13 @@ def handlers(core: ChatCore) -> list[Any]:
         session = await claim(session_id, user_id)
         chat_id, model = session.chat_id, session.model_id
         messages = await core.llm_messages(chat_id)
-        # The header goes out before the first token; answer() looks the cache up again (the same entry).
-        hit = await core.cache.get(model, messages) is not None
+        # Looked up here, once: the header goes out before the first token, and answer() replays it.
+        cached = await core.cache.get(model, messages)
+        hit = cached is not None
 
         async def events() -> AsyncIterator[bytes]:
             answer = Answer()
-            async for chunk in core.answer(chat_id, model, messages, answer, cache=True):
+            async for chunk in core.answer(chat_id, model, messages, answer, cache=True, cached=cached):
                 yield data_event({"type": "token", "content": chunk})
             if answer.outcome == "completed":
                 yield data_event({"type": "done"})

@@ -79,7 +79,7 @@ async def test_store_keeps_conversations_and_messages_in_order(store: Store) -> 
     last = await store.messages(conv.id, last=2)
     assert [m.content for m in last] == ["user 4", "assistant 5"]  # the last two, oldest first
     assert len(await store.messages(conv.id, last=100)) == 6
-    assert await store.count_messages(conv.id) == 6
+    assert len(await store.messages(conv.id)) == 6
     updated = await store.conversation("sessions", conv.id)
     assert updated is not None and updated.updated_at >= found.updated_at
 
