@@ -1,0 +1,163 @@
+"""`python -m scenarios run --target URL --profile NAME_OR_FILE --mock URL ...`
+
+Exit status: 0 when every MUST check passed, 1 when one failed (or a scenario could not run),
+2 for a usage or configuration error (a bad profile or scenario file, a bad --setting, no mock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._junit import junit_xml
+from ._profiles import builtin_profiles, load_profile
+from ._results import ScenarioResult
+from ._runner import Credentials, RunConfig, UsageError, run
+from ._scenarios import library, load_scenarios
+from ._spec import SpecError, read_yaml
+
+_MARK = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "warned": "WARN",
+    "not_applicable": "n/a ",
+    "not_checked": "skip",
+    "error": "ERR ",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    go = commands.add_parser("run", help="run the scenario library against an implementation")
+    go.add_argument("--target", required=True, help="the implementation's base URL")
+    go.add_argument("--profile", required=True, help=f"a built-in profile ({', '.join(builtin_profiles())}) or a file")
+    go.add_argument("--mock", required=True, help="the mock LLM the implementation calls")
+    go.add_argument("--jwt-secret", help="the implementation's JWT secret (tokens are minted per scenario)")
+    go.add_argument("--token", help="a token of one user (with --token2, instead of --jwt-secret)")
+    go.add_argument("--token2", help="a token of another user")
+    go.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=VALUE", help="what the target is configured with"
+    )
+    go.add_argument("--tag", action="append", default=[], help="run only scenarios with this tag (repeatable)")
+    go.add_argument(
+        "--scenarios",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="scenario files or directories instead of the library",
+    )
+    go.add_argument("--baseline", help="YAML {scenario: [check ids]} of failures expected on this target")
+    go.add_argument("--concurrency", type=int, default=8)
+    go.add_argument("--budget-s", type=float, default=30.0, help="longest deliberate wait of a scenario")
+    go.add_argument("--junit", type=Path)
+    go.add_argument("--json", type=Path)
+    go.add_argument("--html", type=Path)
+    go.add_argument("--quiet", action="store_true")
+    commands.add_parser("list", help="list the scenario library and the built-in profiles")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for scenario in library():
+            print(f"{scenario.name:32} {scenario.summary}")
+        print("profiles:", ", ".join(builtin_profiles()))
+        return 0
+    try:
+        config = _config(args)
+        result = asyncio.run(run(config))
+    except (SpecError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _write_reports(args, result)
+    _summary(result)
+    return 0 if result.ok else 1
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    profile = load_profile(args.profile)
+    settings = {}
+    for item in args.setting:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--setting {item!r}: expected NAME=VALUE")
+        settings[name.strip()] = value.strip()
+    if (args.token is None) != (args.token2 is None):
+        raise UsageError("--token and --token2 go together (two different users)")
+    credentials = Credentials(secret=args.jwt_secret, tokens=(args.token, args.token2) if args.token else None)
+    scenarios = load_scenarios(args.scenarios) if args.scenarios else library()
+    if args.tag:
+        scenarios = [s for s in scenarios if set(s.tags) & set(args.tag)]
+        if not scenarios:
+            raise UsageError(f"no scenario has the tag(s) {', '.join(args.tag)}")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency: at least 1")
+    return RunConfig(
+        target=args.target.rstrip("/"),
+        profile=profile,
+        mock=args.mock.rstrip("/"),
+        scenarios=scenarios,
+        settings=settings,
+        credentials=credentials,
+        concurrency=args.concurrency,
+        budget_s=args.budget_s,
+        baseline=_baseline(args.baseline) if args.baseline else {},
+        progress=None if args.quiet else _progress,
+    )
+
+
+def _baseline(path: str) -> dict[str, set[str]]:
+    data = read_yaml(Path(path))
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise SpecError(path, "", "expected a mapping of scenario name to a list of check ids")
+    return {str(name): {str(c) for c in checks} for name, checks in data.items()}
+
+
+def _progress(scenario: ScenarioResult, done: int, total: int) -> None:
+    failed = [c.check for c in scenario.checks if c.verdict == "failed"]
+    extra = f"  {', '.join(sorted(set(failed)))}" if failed else (f"  ({scenario.reason})" if scenario.reason else "")
+    print(
+        f"[{done:>3}/{total}] {_MARK[scenario.verdict]} {scenario.name} {scenario.duration_ms / 1000:.1f}s{extra}",
+        file=sys.stderr,
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write whole or not at all: a temp file beside the target, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_reports(args: argparse.Namespace, result: Any) -> None:
+    if args.junit:
+        _atomic_write(args.junit, junit_xml(result))
+    if args.json:
+        _atomic_write(args.json, json.dumps(result.to_dict(), indent=1).encode())
+    if args.html:
+        from reports.conformance import write_conformance
+
+        write_conformance(result.to_dict(), args.html)
+
+
+def _summary(result: Any) -> None:
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(result.counts().items()))
+    print(f"{result.profile} at {result.target}: {counts} in {result.duration_s:.1f} s")
+    for scenario, check in result.must_failures:
+        where = f" (step {check.step}" + (f", event {check.event})" if check.event is not None else ")")
+        print(f"  FAIL {scenario}: {check.check}{where}: {check.message}")
+    print("conformant: every MUST check passed" if result.ok else "NOT conformant")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

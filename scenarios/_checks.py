@@ -1,0 +1,736 @@
+"""The checks: pure functions from what one step saw to a verdict, one per id of checks.yaml.
+
+The runner gathers everything first (the responses, the decoded stream, the mock journal entries
+the step caused, the turns of the conversation so far); a check only reads that `StepView`. A
+check returns `Pass`, `Fail(message, event)` or `NotChecked(reason)`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ._profiles import FIELD_RULES, Operation, Profile
+from ._results import Exchange
+from ._stream import SENTINEL, StreamView, normalize
+from ._template import json_path
+
+
+@dataclass(frozen=True)
+class Pass:
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Fail:
+    message: str
+    event: int | None = None
+
+
+@dataclass(frozen=True)
+class NotChecked:
+    reason: str
+
+
+Outcome = Pass | Fail | NotChecked
+
+
+@dataclass(slots=True)
+class Turn:
+    """One turn of a conversation as the runner saw it."""
+
+    message: str
+    answer: str | None  # the mock's answer (journal); None when no LLM call was seen
+    received: str = ""  # the text the client assembled
+    partial: bool = False  # the client stopped the stream early
+
+
+@dataclass(slots=True)
+class StepView:
+    """Everything one step saw; the checks' only input."""
+
+    profile: Profile
+    settings: Mapping[str, str]
+    operation: Operation | None
+    exchanges: list[Exchange]
+    final: Exchange | None  # the last call made (the one whose status counts)
+    final_call_ok: bool  # every call answered with one of its success statuses
+    stream: StreamView | None = None
+    ended: str = ""  # how the stream ended: closed, deadline, aborted, open-after-terminal, error
+    end_time: float | None = None  # seconds since the stream request was sent
+    reads: list[tuple[int, int, float]] = field(default_factory=list)  # (offset, size, s since request)
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)  # entries this step caused
+    journal_all: list[dict[str, Any]] = field(default_factory=list)  # every entry of the scenario so far
+    earlier: list[Turn] = field(default_factory=list)  # the conversation's turns before this step
+    message: str | None = None
+    timing: Any = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        if self.final is None:
+            return None
+        name = name.lower()
+        return next((v for k, v in self.final.response_headers.items() if k.lower() == name), None)
+
+    def body_json(self) -> Any:
+        if self.final is None or self.final.response_body is None:
+            return None
+        try:
+            return json.loads(self.final.response_body)
+        except ValueError:
+            return None
+
+    def answer(self) -> str | None:
+        """The mock's answer for this step's request; on a cache hit (no request), the latest one."""
+        entries = self.journal or self.journal_all
+        return entries[-1].get("answer") if entries else None
+
+
+Check = Callable[[StepView, Any], Outcome]
+CHECKS: dict[str, Check] = {}
+STATUS_CHECKS: dict[str, Any] = {}  # checks that judge the step's status, with their default expectation
+
+
+def check(name: str, *, status: Any = None) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = fn
+        if status is not None:
+            STATUS_CHECKS[name] = status
+        return fn
+
+    return register
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def status_matches(status: int | None, expected: Any) -> bool:
+    if status is None:
+        return False
+    if isinstance(expected, str) and re.fullmatch(r"[1-5]xx", expected):
+        return status // 100 == int(expected[0])
+    if isinstance(expected, int):
+        return status == expected
+    if isinstance(expected, list):
+        return any(status_matches(status, e) for e in expected)
+    return False
+
+
+def _judge_status(view: StepView, expected: Any) -> Outcome:
+    if view.final is None:
+        return NotChecked("no request was made")
+    if expected == "success":
+        if view.final_call_ok:
+            return Pass()
+        return Fail(f"{view.final.method} {view.final.url} answered {view.final.status}; expected success")
+    if status_matches(view.final.status, expected):
+        return Pass()
+    body = (view.final.response_body or "")[:200]
+    what = f"{view.final.method} {view.final.url} answered {view.final.status}"
+    return Fail(f"{what}; expected {expected}" + (f" (body: {body})" if body else ""))
+
+
+def _status_check(name: str, default: Any) -> None:
+    @check(name, status=default)
+    def judge(view: StepView, param: Any) -> Outcome:
+        return _judge_status(view, default if param is True else param)
+
+
+for _name, _default in {
+    "api.status": "success",
+    "validation.status": "4xx",
+    "auth.missing": 401,
+    "auth.invalid": 401,
+    "auth.isolation": [403, 404],
+    "auth.query-token": "success",
+    "plan.forbidden": 403,
+    "session.single-use": [204, 404, 410],
+    "session.unknown": [204, 404, 410],
+    "session.expiry": [204, 404, 410],
+    "ratelimit.enforced": 429,
+    "project.unknown": 404,
+    "abort.server-healthy": "success",
+}.items():
+    _status_check(_name, _default)
+
+
+@check("api.json")
+def _api_json(view: StepView, param: Any) -> Outcome:
+    body = view.body_json()
+    if not isinstance(body, dict):
+        return Fail("the answer is not a JSON object")
+    for path, rule in param.items():
+        try:
+            value = json_path(body, path)
+        except KeyError:
+            return Fail(f"the answer has no `{path}`")
+        problem = field_problem(rule, value, "") if rule in FIELD_RULES else None
+        if rule not in FIELD_RULES and value != rule:
+            problem = f"is {value!r}, expected {rule!r}"
+        if problem:
+            return Fail(f"`{path}` {problem}")
+    return Pass()
+
+
+@check("validation.body")
+def _validation_body(view: StepView, param: Any) -> Outcome:
+    if view.final is None or view.final.status is None or view.final.status < 400:
+        return NotChecked("the request was not refused")
+    if not isinstance(view.body_json(), dict):
+        body = (view.final.response_body or "")[:120]
+        return Fail(f"the {view.final.status} body is not a JSON object: {body!r}")
+    return Pass()
+
+
+@check("validation.names-field")
+def _names_field(view: StepView, param: Any) -> Outcome:
+    if view.final is None or view.final.status is None or view.final.status < 400:
+        return NotChecked("the request was not refused")
+    names = [param] if isinstance(param, str) else list(param)
+    body = view.final.response_body or ""
+    if any(re.search(rf"\b{re.escape(name)}\b", body, re.IGNORECASE) for name in names):
+        return Pass()
+    return Fail(f"the {view.final.status} body names none of {', '.join(names)}: {body[:160]!r}")
+
+
+@check("validation.no-side-effect")
+def _no_side_effect(view: StepView, param: Any) -> Outcome:
+    if view.final is None or view.final.status is None or view.final.status < 400:
+        return NotChecked("the request was not refused")
+    if view.journal:
+        return Fail(f"the refused request still made {len(view.journal)} LLM request(s)")
+    return Pass()
+
+
+@check("ratelimit.retry-after")
+def _retry_after(view: StepView, param: Any) -> Outcome:
+    if view.final is None or view.final.status != 429:
+        return NotChecked("no 429 to look at")
+    value = view.header("retry-after")
+    if value is None:
+        return Fail("the 429 has no Retry-After header")
+    if not re.fullmatch(r"\d+", value.strip()):
+        try:
+            from email.utils import parsedate_to_datetime
+
+            parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return Fail(f"Retry-After {value!r} is neither seconds nor an HTTP date")
+    return Pass()
+
+
+@check("cors.allow-origin")
+def _cors(view: StepView, param: Any) -> Outcome:
+    origin = view.settings.get("cors_origin", "")
+    value = view.header("access-control-allow-origin")
+    if value in (origin, "*"):
+        return Pass()
+    return Fail(f"Access-Control-Allow-Origin is {value!r} for Origin {origin!r}")
+
+
+# -- stream headers ---------------------------------------------------------------------------------
+
+
+@check("stream.content-type")
+def _content_type(view: StepView, param: Any) -> Outcome:
+    value = view.header("content-type") or ""
+    media, _, params = value.partition(";")
+    if media.strip().lower() != "text/event-stream":
+        return Fail(f"Content-Type is {value!r}, not text/event-stream")
+    charset = re.search(r"charset\s*=\s*\"?([^\";]+)", params, re.IGNORECASE)
+    if charset and charset.group(1).strip().lower() not in ("utf-8", "utf8"):
+        return Fail(f"Content-Type declares charset {charset.group(1)!r}; an event stream is always UTF-8")
+    return Pass()
+
+
+@check("stream.cache-control")
+def _cache_control(view: StepView, param: Any) -> Outcome:
+    value = view.header("cache-control") or ""
+    if "no-cache" in {d.strip().lower() for d in value.split(",")}:
+        return Pass()
+    return Fail(f"Cache-Control is {value!r}, without no-cache")
+
+
+@check("stream.accel-buffering")
+def _accel(view: StepView, param: Any) -> Outcome:
+    value = view.header("x-accel-buffering")
+    return Pass() if (value or "").strip().lower() == "no" else Fail(f"X-Accel-Buffering is {value!r}, not 'no'")
+
+
+# -- the stream itself --------------------------------------------------------------------------------
+
+
+def _stream(view: StepView) -> StreamView | NotChecked:
+    return view.stream if view.stream is not None else NotChecked("no stream was read")
+
+
+@check("wire.framing")
+def _framing(view: StepView, param: Any) -> Outcome:
+    errors = [i for i in view.issues if i.get("severity") == "error"]
+    if errors:
+        first = errors[0]
+        return Fail(f"{first['code']} at byte {first['offset']}: {first['message']}")
+    return Pass()
+
+
+@check("wire.json")
+def _json(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    for position, item in enumerate(stream.events):
+        if item.kind is None and item.problem.startswith("data is"):
+            return Fail(f"event {position}: {item.problem}", position)
+    return Pass()
+
+
+@check("stream.grammar")
+def _grammar(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    matcher = view.profile.stream.grammar.matcher()
+    last = stream.terminal if stream.terminal is not None else len(stream.events) - 1
+    for position, item in enumerate(stream.events[: last + 1]):
+        if item.kind is None and item.problem.startswith("data is"):
+            continue  # not JSON: wire.json's verdict
+        kind = item.kind or "?"
+        if not matcher.step(kind):
+            expected = ", ".join(sorted(_expected_before(view.profile, stream, position))) or "nothing"
+            shown = f"'{kind}'" if item.kind else f"an event of unknown kind ({item.problem})"
+            return Fail(f"event {position} {shown} is out of order; expected one of: {expected}", position)
+    return Pass()
+
+
+def _expected_before(profile: Profile, stream: StreamView, position: int) -> frozenset[str]:
+    matcher = profile.stream.grammar.matcher()
+    for item in stream.events[:position]:
+        if item.kind is None and item.problem.startswith("data is"):
+            continue
+        matcher.step(item.kind or "?")
+    return matcher.expected
+
+
+@check("stream.terminal")
+def _terminal(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    if stream.terminal is not None:
+        return Pass()
+    if view.ended != "closed":
+        return NotChecked(f"the stream did not end ({view.ended}); see stream.deadline")
+    kinds = ", ".join(sorted(view.profile.stream.terminal))
+    return Fail(f"the stream closed after {len(stream.events)} event(s) without a terminal event ({kinds})")
+
+
+@check("stream.outcome")
+def _outcome(view: StepView, param: Any) -> Outcome:
+    spec = view.profile.stream
+    if param == "error-or-5xx" and view.final is not None and (view.final.status or 0) >= 500:
+        return Pass(f"refused with {view.final.status} before streaming")
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    if stream.terminal is None:
+        return NotChecked("no terminal event; see stream.terminal")
+    kind = stream.terminal_kind
+    if param == "any":
+        return Pass(f"ended with '{kind}'")
+    wanted = spec.done if param in (True, "done") else spec.error
+    if kind in wanted:
+        return Pass()
+    return Fail(f"the terminal event is '{kind}'; expected {' or '.join(sorted(wanted))}", stream.terminal)
+
+
+@check("stream.after-terminal")
+def _after_terminal(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    if stream.terminal is None:
+        return NotChecked("no terminal event")
+    for position in range(stream.terminal + 1, len(stream.events)):
+        item = stream.events[position]
+        if item.kind != SENTINEL and not (item.kind in view.profile.stream.done and item.event.data == "[DONE]"):
+            return Fail(
+                f"event {position} ('{item.kind or item.event.data[:40]}') follows the terminal event", position
+            )
+    if view.ended == "open-after-terminal":
+        grace = view.timing.close_grace_s
+        return Fail(f"the response stayed open more than {grace:g} s after the terminal event")
+    return Pass()
+
+
+def field_problem(rule: str, value: Any, joined: str) -> str | None:
+    if rule == "present":
+        return None
+    if rule in ("string", "text"):
+        return None if isinstance(value, str) else f"is {value!r}, not a string"
+    if rule in ("integer", "counter"):
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"is {value!r}, not an integer"
+    if rule == "object":
+        return None if isinstance(value, dict) else f"is {value!r}, not an object"
+    if rule == "uuid":
+        try:
+            uuid.UUID(str(value))
+        except ValueError:
+            return f"is {value!r}, not a UUID"
+        return None if isinstance(value, str) else f"is {value!r}, not a UUID string"
+    if rule == "iso8601":
+        try:
+            datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return f"is {value!r}, not an ISO-8601 time"
+        return None
+    if rule == "joined-text":
+        return None if value == joined else f"is {str(value)[:60]!r}, not the text joined from the chunks"
+    return f"has an unknown rule {rule!r}"
+
+
+@check("stream.fields")
+def _fields(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    rules_by_kind = view.profile.stream.fields
+    counters: dict[tuple[str, str], int] = {}
+    for position, item in enumerate(stream.events):
+        rules = rules_by_kind.get(item.kind or "")
+        if not rules or not isinstance(item.payload, dict):
+            continue
+        for path, rule in rules.items():
+            try:
+                value = json_path(item.payload, path)
+            except KeyError:
+                return Fail(f"event {position} '{item.kind}' has no `{path}`", position)
+            if rule == "counter":
+                expected = counters.get((item.kind or "", path), 0)
+                if value != expected:
+                    return Fail(f"event {position} '{item.kind}' has {path} {value!r}; expected {expected}", position)
+                counters[(item.kind or "", path)] = expected + 1
+                continue
+            problem = field_problem(rule, value, stream.text)
+            if problem:
+                return Fail(f"event {position} '{item.kind}': `{path}` {problem}", position)
+    return Pass()
+
+
+@check("stream.text")
+def _text(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    answer = view.answer()
+    if answer is None:
+        return NotChecked("the mock's journal has no answer for this request")
+    words = view.profile.stream.join == "words"
+    got, want = (normalize(stream.text), normalize(answer)) if words else (stream.text, answer)
+    if param == "prefix" or view.ended == "aborted":
+        if want.startswith(got):
+            return Pass()
+        return Fail(f"the text is not a prefix of the LLM's answer: {_first_difference(got, want)}")
+    if got == want:
+        return Pass()
+    event = _event_of_difference(view, stream, got, want)
+    return Fail(f"the text differs from the LLM's answer: {_first_difference(got, want)}", event)
+
+
+def _first_difference(got: str, want: str) -> str:
+    i = next((k for k, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+    return f"at character {i}: got {got[max(0, i - 20) : i + 20]!r}, the LLM said {want[max(0, i - 20) : i + 20]!r}"
+
+
+def _event_of_difference(view: StepView, stream: StreamView, got: str, want: str) -> int | None:
+    """The text event in which the joined text first leaves the answer."""
+    spec = view.profile.stream
+    pieces: list[str] = []
+    for position in stream.text_events:
+        payload = stream.events[position].payload
+        pieces.append(payload.get(spec.text_field, "") if isinstance(payload, dict) else "")
+        so_far = " ".join(pieces) if spec.join == "words" else "".join(pieces)
+        so_far = normalize(so_far) if spec.join == "words" else so_far
+        if not want.startswith(so_far):
+            return position
+    return None
+
+
+@check("stream.first-event")
+def _first_event(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    limit = float(param) if isinstance(param, (int, float)) and param is not True else view.timing.first_event_s
+    first = stream.first_time()
+    if first is None:
+        return Fail(f"no event arrived (ended: {view.ended})")
+    if first > limit:
+        return Fail(f"the first event came after {first:.3f} s (limit {limit:g} s)", 0)
+    return Pass(f"{first * 1000:.1f} ms")
+
+
+@check("stream.max-gap")
+def _max_gap(view: StepView, param: Any) -> Outcome:
+    limit = float(param) if isinstance(param, (int, float)) and param is not True else view.timing.max_gap_s
+    times = [t for _, _, t in view.reads]
+    if view.stream is None or len(times) < 2:
+        return NotChecked("fewer than two reads")
+    gaps = [(b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))]
+    worst, read = max(gaps)
+    if worst > limit:
+        event = next((p for p, item in enumerate(view.stream.events) if item.event.read >= read), None)
+        return Fail(f"{worst:.3f} s of silence before read {read} (limit {limit:g} s)", event)
+    return Pass(f"largest gap {worst * 1000:.1f} ms")
+
+
+@check("stream.deadline")
+def _deadline(view: StepView, param: Any) -> Outcome:
+    if view.ended == "deadline":
+        seen = len(view.stream.events) if view.stream else 0
+        return Fail(f"no end within {view.timing.deadline_s:g} s ({seen} event(s) seen, then silence or a trickle)")
+    if view.ended.startswith("error"):
+        return Fail(f"the stream broke off: {view.ended}")
+    return Pass()
+
+
+@check("stream.incremental")
+def _incremental(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    spread_needed = float(param) if param is not True else 0.5
+    times = [stream.events[p].event.time for p in stream.text_events]
+    if len(times) < 2:
+        return NotChecked("fewer than two token events")
+    spread = times[-1] - times[0]
+    if spread < spread_needed:
+        return Fail(
+            f"all {len(times)} token events arrived within {spread * 1000:.0f} ms although the LLM paused "
+            f"mid-answer for longer: the stream is buffered",
+            stream.text_events[-1],
+        )
+    return Pass()
+
+
+@check("stream.heartbeat")
+def _heartbeat(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    interval = float(view.settings["heartbeat_s"])
+    limit = interval * 1.5 + 0.25
+    kinds = view.profile.stream.heartbeat_kinds
+    beats = [c.time for c in stream.comments] + [i.event.time for i in stream.events if i.kind in kinds]
+    if not beats:
+        return Fail(f"no heartbeat (comment or {', '.join(sorted(kinds)) or 'heartbeat event'}) in a silent stretch")
+    signals = sorted(beats + [i.event.time for i in stream.events])
+    end = view.end_time if view.end_time is not None else signals[-1]
+    worst = max((b - a for a, b in zip(signals, [*signals[1:], end], strict=False)), default=0.0)
+    if worst > limit:
+        return Fail(f"{worst:.2f} s without a heartbeat (interval {interval:g} s)")
+    return Pass(f"{len(beats)} heartbeat(s), longest silence {worst:.2f} s")
+
+
+# -- the upstream side (the mock's journal) ---------------------------------------------------------
+
+
+def _llm_messages(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(role, text) of an OpenAI-, Anthropic- or Gemini-shaped request body, system turns left out."""
+    body = entry.get("body") or {}
+    out: list[tuple[str, str]] = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        out.append((message.get("role", ""), content or ""))
+    for message in body.get("contents") or []:
+        text = "".join(part.get("text", "") for part in message.get("parts", []) if isinstance(part, dict))
+        out.append(("assistant" if message.get("role") == "model" else message.get("role", "user"), text))
+    return [(role, text) for role, text in out if role not in ("system", "developer")]
+
+
+def _expected_history(earlier: list[Turn]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for turn in earlier:
+        out.append(("user", turn.message))
+        if turn.answer is not None and not turn.partial:
+            out.append(("assistant", turn.answer))
+    return out
+
+
+def _contains_in_order(haystack: list[tuple[str, str]], needles: list[tuple[str, str]]) -> int | None:
+    """Index in `needles` of the first one not found (in order) in `haystack`; None if all are."""
+    position = 0
+    for n, (role, text) in enumerate(needles):
+        while position < len(haystack):
+            got_role, got_text = haystack[position]
+            position += 1
+            if got_role == role and normalize(text) in normalize(got_text):
+                break
+        else:
+            return n
+    return None
+
+
+@check("turn.continuity")
+def _continuity(view: StepView, param: Any) -> Outcome:
+    if not view.journal:
+        return NotChecked("the step made no LLM request")
+    if not view.earlier:
+        return NotChecked("no earlier turn in this conversation")
+    sent = _llm_messages(view.journal[-1])
+    expected = [*_expected_history(view.earlier), ("user", view.message or "")]
+    missing = _contains_in_order(sent, expected)
+    if missing is None:
+        return Pass()
+    role, text = expected[missing]
+    return Fail(
+        f"the LLM request lacks (or misorders) the earlier {role} message {text[:60]!r}; "
+        f"it carried {len(sent)} message(s)"
+    )
+
+
+@check("turn.window")
+def _window(view: StepView, param: Any) -> Outcome:
+    if not view.journal:
+        return NotChecked("the step made no LLM request")
+    window = int(view.settings.get("history_window", "10"))
+    history = _expected_history(view.earlier)
+    expected = [*history[-window:], ("user", view.message or "")]
+    sent = _llm_messages(view.journal[-1])
+    if len(sent) != len(expected):
+        return Fail(f"the LLM got {len(sent)} message(s); expected the last {window} of the history plus the new one")
+    for (role, text), (got_role, got_text) in zip(expected, sent, strict=True):
+        if role != got_role or normalize(text) not in normalize(got_text):
+            return Fail(f"the LLM request does not hold the last {window} messages in order (at {text[:40]!r})")
+    return Pass()
+
+
+@check("turn.non-stream")
+def _non_stream(view: StepView, param: Any) -> Outcome:
+    answer = view.answer()
+    body = view.body_json()
+    if answer is None or view.operation is None or view.operation.text is None:
+        return NotChecked("no answer to compare")
+    try:
+        text = json_path(body, view.operation.text)
+    except KeyError:
+        return Fail(f"the answer has no `{view.operation.text}`")
+    if text == answer or (view.profile.stream.join == "words" and normalize(str(text)) == normalize(answer)):
+        return Pass()
+    return Fail(f"the answer differs from the LLM's: {_first_difference(str(text), answer)}")
+
+
+@check("cache.hit")
+def _cache_hit(view: StepView, param: Any) -> Outcome:
+    header = view.header("x-cache")
+    if view.journal:
+        return Fail(f"the repeated request made {len(view.journal)} LLM request(s) (X-Cache: {header})")
+    if (header or "").upper() != "HIT":
+        return Fail(f"X-Cache is {header!r} on a repeated request")
+    return Pass()
+
+
+@check("cache.key")
+def _cache_key(view: StepView, param: Any) -> Outcome:
+    header = view.header("x-cache")
+    if not view.journal or (header or "").upper() == "HIT":
+        return Fail(f"a different conversation was answered from the cache (X-Cache: {header}, no LLM request)")
+    return Pass()
+
+
+@check("cache.faster")
+def _cache_faster(view: StepView, param: Any) -> Outcome:
+    stream = _stream(view)
+    if isinstance(stream, NotChecked):
+        return stream
+    first, slow = stream.first_time(), float(param)
+    if first is None:
+        return NotChecked("no event")
+    if first > slow / 2:
+        return Fail(f"the cached answer's first event took {first * 1000:.0f} ms; the LLM's took over {slow:g} s")
+    return Pass(f"{first * 1000:.1f} ms")
+
+
+@check("abort.upstream-cancelled")
+def _cancelled(view: StepView, param: Any) -> Outcome:
+    if view.ended != "aborted":
+        return NotChecked("the client did not stop the stream early")
+    if not view.journal:
+        return NotChecked("no LLM request seen")
+    outcome = view.journal[-1].get("outcome")
+    if outcome == "client_closed":
+        return Pass()
+    return Fail(f"the LLM request kept going after the client left (journal outcome: {outcome})")
+
+
+# -- stored history -----------------------------------------------------------------------------------
+
+
+def _history(view: StepView) -> list[tuple[str, str]] | Fail | NotChecked:
+    if view.operation is None or view.operation.messages is None:
+        return NotChecked("no history operation")
+    if view.final is None or view.final.status == 404:
+        return []
+    try:
+        items = json_path(view.body_json(), view.operation.messages)
+    except KeyError:
+        return Fail(f"the history answer has no `{view.operation.messages}`")
+    if not isinstance(items, list):
+        return Fail("the history is not a list")
+    op = view.operation
+    return [(str(m.get(op.role_field, "")), str(m.get(op.content_field, ""))) for m in items if isinstance(m, dict)]
+
+
+@check("history.content")
+def _history_content(view: StepView, param: Any) -> Outcome:
+    history = _history(view)
+    if not isinstance(history, list):
+        return history
+    expected = _expected_history(view.earlier)
+    complete = [t for t in view.earlier if not t.partial]
+    if len(complete) != len(view.earlier):
+        history = [
+            m for m in history if m[0] == "user" or any(normalize(m[1]) == normalize(t.answer or "") for t in complete)
+        ]
+    got = [(role, normalize(text)) for role, text in history]
+    want = [(role, normalize(text)) for role, text in expected]
+    if got == want:
+        return Pass()
+    return Fail(f"the history holds {_show(got)}; expected {_show(want)}")
+
+
+def _show(messages: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"{role}: {text[:24]!r}" for role, text in messages) + "]"
+
+
+@check("history.delete")
+def _history_delete(view: StepView, param: Any) -> Outcome:
+    history = _history(view)
+    if not isinstance(history, list):
+        return history
+    return Pass() if not history else Fail(f"after the delete the history still holds {len(history)} message(s)")
+
+
+@check("history.partial")
+def _history_partial(view: StepView, param: Any) -> Outcome:
+    history = _history(view)
+    if not isinstance(history, list):
+        return history
+    partial = next((t for t in reversed(view.earlier) if t.partial), None)
+    if partial is None or partial.answer is None:
+        return NotChecked("no stopped stream before this step")
+    assistants = [text for role, text in history if role == "assistant"]
+    if not assistants:
+        return Fail("nothing was stored for the stopped answer")
+    stored, received, answer = normalize(assistants[-1]), normalize(partial.received), normalize(partial.answer)
+    if stored.startswith(received) and answer.startswith(stored):
+        return Pass()
+    return Fail(f"the stored answer {stored[:60]!r} is not what was streamed so far ({received[:60]!r}...)")

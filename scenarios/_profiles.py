@@ -1,0 +1,251 @@
+"""Contract profiles: one YAML file per contract, mapping abstract operations to concrete HTTP.
+
+A scenario says "open a conversation, stream a turn, read the history"; the profile says which
+requests that takes on this API, which events its streams carry, in what order (`grammar`), how
+the answer text is joined, and what the API can do (`capabilities`). A team describes its own API
+in the same format and runs the whole library on it. See scenarios/profiles/*.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from ._catalog import CATALOG
+from ._grammar import Grammar, GrammarError
+from ._spec import Spec, SpecError, read_yaml
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+AUTH_KINDS = ("none", "bearer", "bearer-or-query")
+FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "object", "joined-text", "present")
+# Variables a profile's templates may use; scenarios and captures add their own.
+BASE_VARIABLES = frozenset({"message", "conversation", "user", "model", "project", "session", "marker"})
+Join = Literal["concat", "words"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request of an operation."""
+
+    method: str
+    path: str
+    query: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    auth: bool = True  # send the user's credentials (when the profile has auth)
+    stream: bool = False  # this response is the operation's event stream
+    status: tuple[int, ...] = (200,)  # the statuses that mean success
+    capture: Mapping[str, str] = field(default_factory=dict)  # variable -> JSON path of the answer
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An abstract operation (`stream`, `send`, `history` ...) as a sequence of calls."""
+
+    name: str
+    calls: tuple[Call, ...]
+    text: str | None = None  # `send`: the JSON path of the answer text
+    messages: str | None = None  # `history`: the JSON path of the message list
+    role_field: str = "role"
+    content_field: str = "content"
+
+    @property
+    def stream_call(self) -> int | None:
+        return next((i for i, call in enumerate(self.calls) if call.stream), None)
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """How to recognise an event kind in a profile whose events carry no type field."""
+
+    kind: str
+    data: str | None = None  # the data is exactly this (e.g. `[DONE]`)
+    has: str | None = None  # the JSON object has this field
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a profile's streams look like."""
+
+    grammar: Grammar
+    kind_field: str | None
+    kinds: tuple[KindRule, ...]
+    done: frozenset[str]
+    error: frozenset[str]
+    text_kinds: frozenset[str]
+    text_field: str
+    join: Join
+    sentinel: str | None  # may follow the terminal event (e.g. `[DONE]`)
+    fields: Mapping[str, Mapping[str, str]]  # kind -> dotted field -> rule
+    heartbeat_kinds: frozenset[str]
+    captures: Mapping[str, tuple[str, str]]  # variable -> (kind, field)
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        return self.done | self.error
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    auth: str
+    capabilities: frozenset[str]
+    levels: Mapping[str, str]
+    settings: Mapping[str, str]  # defaults the run may override with --setting
+    stream: StreamSpec
+    operations: Mapping[str, Operation]
+    source: str = ""
+
+    def has(self, need: str) -> bool:
+        """A scenario's requirement: an operation of that name or a capability."""
+        return need in self.operations or need in self.capabilities or (need == "auth" and self.auth != "none")
+
+    def level(self, check: str) -> str:
+        return self.levels.get(check) or CATALOG[check].level
+
+
+def builtin_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+@cache
+def load_profile(name_or_path: str) -> Profile:
+    """A built-in profile by name, or a profile file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and (PROFILE_DIR / f"{name_or_path}.yaml").is_file():
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    elif not path.is_file():
+        known = ", ".join(builtin_profiles())
+        raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({known})")
+    return parse_profile(read_yaml(path), str(path))
+
+
+def parse_profile(data: Any, source: str) -> Profile:
+    spec = Spec(data, source)
+    spec.only("name", "summary", "auth", "capabilities", "levels", "settings", "stream", "operations")
+    auth = spec.get("auth", str, "none")
+    if auth not in AUTH_KINDS:
+        raise spec.error("auth", f"expected one of {', '.join(AUTH_KINDS)}, got {auth!r}")
+    levels = {}
+    for check, level in spec.get("levels", dict, {}).items():
+        if check not in CATALOG:
+            raise spec.error(f"levels.{check}", "unknown check id (see scenarios/checks.yaml)")
+        if level not in ("MUST", "SHOULD"):
+            raise spec.error(f"levels.{check}", f"expected MUST or SHOULD, got {level!r}")
+        levels[check] = level
+    stream = _stream(spec.sub("stream"))
+    operations = {name: _operation(name, op) for name, op in spec.items("operations")}
+    if "stream" not in operations:
+        raise spec.error("operations", "a profile needs at least the `stream` operation")
+    for name, op in operations.items():
+        if op.name == "stream" and op.stream_call is None:
+            raise spec.error(f"operations.{name}", "no call is marked `stream: true`")
+    return Profile(
+        name=spec.get("name", str),
+        summary=spec.get("summary", str, ""),
+        auth=auth,
+        capabilities=frozenset(spec.strings("capabilities", ())),
+        levels=levels,
+        settings={str(k): str(v) for k, v in spec.get("settings", dict, {}).items()},
+        stream=stream,
+        operations=operations,
+        source=source,
+    )
+
+
+def _stream(spec: Spec) -> StreamSpec:
+    spec.only("grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures")
+    try:
+        grammar = Grammar.parse(spec.get("grammar", str))
+    except GrammarError as err:
+        raise spec.error("grammar", str(err)) from None
+    kinds = []
+    for i, raw in enumerate(spec.get("kinds", list, [])):
+        rule = Spec(raw, spec.source, f"{spec.path}.kinds[{i}]")
+        rule.only("kind", "data", "has")
+        kinds.append(KindRule(rule.get("kind", str), rule.get("data", str, None), rule.get("has", str, None)))
+    kind_field = spec.get("kind_field", str, None)
+    if kind_field is None and not kinds:
+        raise spec.error("kind_field", "give `kind_field` (the JSON field naming the event kind) or `kinds` rules")
+    text = spec.sub("text")
+    text.only("kinds", "field", "join")
+    join = text.get("join", str, "concat")
+    if join not in ("concat", "words"):
+        raise text.error("join", f"expected concat or words, got {join!r}")
+    fields: dict[str, dict[str, str]] = {}
+    for kind, rules in spec.items("fields"):
+        for name, rule in rules.data.items():
+            if rule not in FIELD_RULES:
+                raise rules.error(str(name), f"unknown rule {rule!r} (known: {', '.join(FIELD_RULES)})")
+        fields[kind] = {str(k): str(v) for k, v in rules.data.items()}
+    captures = {}
+    for variable, where in spec.items("captures"):
+        where.only("kind", "field")
+        captures[variable] = (where.get("kind", str), where.get("field", str))
+    done, error = frozenset(spec.strings("done")), frozenset(spec.strings("error"))
+    text_kinds = frozenset(text.strings("kinds"))
+    heartbeat = frozenset(spec.strings("heartbeat", ()))
+    for key, names in (("done", done), ("error", error), ("text.kinds", text_kinds), ("heartbeat", heartbeat)):
+        unknown = names - grammar.symbols
+        if unknown:
+            raise spec.error(key, f"{', '.join(sorted(unknown))} not in the grammar {grammar.text!r}")
+    return StreamSpec(
+        grammar=grammar,
+        kind_field=kind_field,
+        kinds=tuple(kinds),
+        done=done,
+        error=error,
+        text_kinds=text_kinds,
+        text_field=text.get("field", str),
+        join=join,
+        sentinel=spec.get("sentinel", str, None),
+        fields=fields,
+        heartbeat_kinds=heartbeat,
+        captures=captures,
+    )
+
+
+def _operation(name: str, spec: Spec) -> Operation:
+    spec.only("calls", "text", "messages", "role_field", "content_field")
+    calls = []
+    for i, raw in enumerate(spec.get("calls", list)):
+        calls.append(_call(Spec(raw, spec.source, f"{spec.path}.calls[{i}]")))
+    if not calls:
+        raise spec.error("calls", "an operation needs at least one call")
+    return Operation(
+        name=name,
+        calls=tuple(calls),
+        text=spec.get("text", str, None),
+        messages=spec.get("messages", str, None),
+        role_field=spec.get("role_field", str, "role"),
+        content_field=spec.get("content_field", str, "content"),
+    )
+
+
+def _call(spec: Spec) -> Call:
+    spec.only("method", "path", "query", "headers", "json", "auth", "stream", "status", "capture")
+    method = spec.get("method", str).upper()
+    if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise spec.error("method", f"unsupported HTTP method {method!r}")
+    path = spec.get("path", str)
+    if not path.startswith("/"):
+        raise spec.error("path", f"must start with '/', got {path!r}")
+    status = spec.get("status", (int, list), 200)
+    statuses = (status,) if isinstance(status, int) else tuple(status)
+    if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
+        raise spec.error("status", f"expected HTTP status codes, got {status!r}")
+    return Call(
+        method=method,
+        path=path,
+        query=spec.get("query", dict, {}),
+        headers={str(k): str(v) for k, v in spec.get("headers", dict, {}).items()},
+        json=spec.data.get("json"),
+        auth=spec.get("auth", bool, True),
+        stream=spec.get("stream", bool, False),
+        status=statuses,
+        capture={str(k): str(v) for k, v in spec.get("capture", dict, {}).items()},
+    )

@@ -1,0 +1,532 @@
+"""Run scenarios against one implementation: the I/O shell around the pure checks.
+
+For each scenario: a unique marker goes into every prompt, so the mock's journal entries of this
+scenario are found among those of the scenarios running beside it; faults are armed at the mock
+for that marker only; each step renders its operation's calls, sends them, reads streams read by
+read, collects the journal entries the step caused, and hands all of it to the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+
+from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn
+from ._client import Request, StreamRead, send
+from ._profiles import Call, Operation, Profile
+from ._results import CheckResult, Exchange, RunResult, ScenarioResult
+from ._scenarios import Scenario, Step, Timing
+from ._template import TemplateError, json_path, names_in, render
+
+# What a run assumes about the implementation unless told otherwise (`--setting NAME=VALUE`):
+# the contracts' own values, and the reference server's fixtures.
+DEFAULT_SETTINGS: dict[str, str] = {
+    "heartbeat_s": "30",
+    "session_ttl_s": "600",
+    "upstream_timeout_s": "60",
+    "allowed_model": "mock-model",
+    "forbidden_model": "gpt-4o",
+    "project_id": "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11",
+    "cors_origin": "http://localhost:5173",
+    "history_window": "10",
+}
+# Answer rules the run adds at the mock while it runs (first, so they win), keyed by prompt text.
+MOCK_RULES = [
+    {"match": {"contains": "[conformance:multibyte]"}, "answer": {"prose": {"multibyte": 0.5}}},
+    {"match": {"contains": "[conformance:short]"}, "answer": {"fixed": "Short answer."}},
+]
+STREAM_CHECKS = (
+    "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.accel-buffering",
+    "stream.grammar", "stream.terminal", "stream.after-terminal", "stream.fields", "stream.first-event",
+    "stream.max-gap", "stream.deadline", "stream.outcome", "stream.text",
+)  # fmt: skip
+ABORTED_STREAM_CHECKS = (
+    "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.accel-buffering",
+    "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
+)  # fmt: skip
+SETTLE_S = 3.0  # how long the journal may take to show a request's final outcome
+
+
+class UsageError(ValueError):
+    """A run cannot start: bad settings, no credentials, an unreachable mock (exit status 2)."""
+
+
+@dataclass
+class Identity:
+    user: str
+    token: str | None
+
+
+@dataclass
+class Credentials:
+    """Two users' identities: minted from the JWT secret per scenario, or the two given tokens."""
+
+    secret: str | None = None
+    tokens: tuple[str, str] | None = None
+
+    def users(self, scenario: str, run_id: str) -> tuple[Identity, Identity]:
+        if self.secret is not None:
+            user = f"conformance-{run_id}-{scenario}"
+            return Identity(user, self.mint(user)), Identity(f"{user}-other", self.mint(f"{user}-other"))
+        if self.tokens is not None:
+            return tuple(Identity(_subject(t), t) for t in self.tokens)  # type: ignore[return-value]
+        user = f"conformance-{run_id}-{scenario}"
+        return Identity(user, None), Identity(f"{user}-other", None)
+
+    def mint(self, user: str, secret: str | None = None) -> str:
+        now = int(time.time())
+        return jwt.encode({"sub": user, "iat": now, "exp": now + 3600}, secret or self.secret, algorithm="HS256")
+
+    def forged(self, user: str) -> str:
+        """A token for `user` signed with the wrong secret."""
+        return self.mint(user, "not-the-secret-of-this-implementation-0123456789")
+
+
+def _subject(token: str) -> str:
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+    except (jwt.PyJWTError, KeyError) as err:
+        raise UsageError(f"--token: not a JWT with a `sub` claim ({err})") from None
+
+
+@dataclass
+class RunConfig:
+    target: str
+    profile: Profile
+    mock: str
+    scenarios: list[Scenario]
+    settings: dict[str, str] = field(default_factory=dict)
+    credentials: Credentials = field(default_factory=Credentials)
+    concurrency: int = 8
+    budget_s: float = 30.0  # the longest a scenario may wait on purpose (expiries, heartbeats)
+    baseline: Mapping[str, set[str]] = field(default_factory=dict)  # scenario -> checks expected to fail
+    progress: Callable[[ScenarioResult, int, int], None] | None = None
+
+
+def effective_settings(profile: Profile, given: Mapping[str, str]) -> dict[str, str]:
+    return {**DEFAULT_SETTINGS, **profile.settings, **given}
+
+
+async def run(config: RunConfig) -> RunResult:
+    settings = effective_settings(config.profile, config.settings)
+    result = RunResult(
+        target=config.target,
+        profile=config.profile.name,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        settings=settings,
+    )
+    started = perf_counter()
+    run_id = uuid.uuid4().hex[:6]
+    limits = httpx.Limits(max_connections=config.concurrency * 4, max_keepalive_connections=config.concurrency * 2)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=limits) as client:
+        restore = await _install_mock_rules(client, config.mock)
+        try:
+            shared = [s for s in config.scenarios if not s.exclusive]
+            exclusive = [s for s in config.scenarios if s.exclusive]
+            gate = asyncio.Semaphore(config.concurrency)
+            done = 0
+
+            async def one(scenario: Scenario) -> ScenarioResult:
+                nonlocal done
+                async with gate:
+                    outcome = await ScenarioRun(config, settings, client, run_id, scenario).run()
+                done += 1
+                if config.progress:
+                    config.progress(outcome, done, len(config.scenarios))
+                return outcome
+
+            result.scenarios = list(await asyncio.gather(*(one(s) for s in shared)))
+            for scenario in exclusive:
+                result.scenarios.append(await one(scenario))
+        finally:
+            await restore()
+    order = {s.name: i for i, s in enumerate(config.scenarios)}
+    result.scenarios.sort(key=lambda s: order.get(s.name, 0))
+    result.duration_s = perf_counter() - started
+    return result
+
+
+async def _install_mock_rules(client: httpx.AsyncClient, mock: str) -> Callable[[], Any]:
+    """Add the run's answer rules at the mock; the returned coroutine function puts the old ones back."""
+    try:
+        response = await client.get(f"{mock}/_mock/config")
+        response.raise_for_status()
+    except httpx.HTTPError as err:
+        raise UsageError(f"--mock {mock}: the mock LLM's admin API does not answer ({err})") from None
+    rules = response.json().get("answers", {}).get("rules", [])
+    await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": MOCK_RULES + rules}})
+
+    async def restore() -> None:
+        await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": rules}})
+
+    return restore
+
+
+@dataclass
+class StepRun:
+    """What executing one step's calls produced."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    final: Exchange | None = None
+    ok: bool = True
+    stream: StreamRead | None = None
+
+
+class ScenarioRun:
+    """One scenario against the target: its variables, its conversation turns, its results."""
+
+    def __init__(
+        self, config: RunConfig, settings: dict[str, str], client: httpx.AsyncClient, run_id: str, scenario: Scenario
+    ) -> None:
+        self.config, self.settings, self.client, self.scenario = config, settings, client, scenario
+        self.profile = config.profile
+        self.marker = f"cf{uuid.uuid4().hex[:12]}"
+        self.user, self.other = config.credentials.users(scenario.name, run_id)
+        self.result = ScenarioResult(scenario.name, scenario.summary, list(scenario.tags))
+        self.variables: dict[str, Any] = self._base_variables()
+        self.turns: dict[str, list[Turn]] = {}
+        self.journal_seen: set[int] = set()
+        self.timing = self._timing()
+        self._fresh_client: httpx.AsyncClient | None = None
+        self._journal_all: list[dict[str, Any]] = []
+
+    def _base_variables(self) -> dict[str, Any]:
+        s = self.settings
+        heartbeat = float(s["heartbeat_s"])
+        return {
+            "marker": self.marker,
+            "user": self.user.user,
+            "other_user": self.other.user,
+            "model": s["allowed_model"],
+            "allowed_model": s["allowed_model"],
+            "forbidden_model": s["forbidden_model"],
+            "project": s["project_id"],
+            "cors_origin": s["cors_origin"],
+            "unknown_uuid": str(uuid.uuid4()),
+            "long_message": f"{self.marker} " + "x" * 2001,
+            "heartbeat_stall_s": round(heartbeat * 3 + 0.5, 3),
+        }
+
+    def _timing(self) -> Timing:
+        timing = self.scenario.timing
+        if "upstream_timeout_s" in self.scenario.settings:
+            deadline = float(self.settings["upstream_timeout_s"]) + timing.deadline_s
+            return Timing(timing.first_event_s, timing.max_gap_s, deadline, timing.close_grace_s)
+        return timing
+
+    # -- the scenario ---------------------------------------------------------------------------------
+
+    async def run(self) -> ScenarioResult:
+        started = perf_counter()
+        try:
+            reason = self._not_applicable()
+            if reason:
+                self.result.verdict, self.result.reason = "not_applicable", reason
+                return self.result
+            waits = self._planned_waits()
+            if waits > self.config.budget_s:
+                self.result.verdict = "not_checked"
+                self.result.reason = (
+                    f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s"
+                )
+                for check in sorted(self.scenario.checks):
+                    self.result.checks.append(
+                        CheckResult(check, self.profile.level(check), "not_checked", self.result.reason)
+                    )
+                return self.result
+            if self.scenario.mock_fault:
+                await self._arm(render(self.scenario.mock_fault, self.variables))
+            for index, step in enumerate(self.scenario.steps):
+                await self._step(index, step)
+            self.result.settle()
+        except (TemplateError, UsageError, KeyError) as err:
+            self.result.verdict, self.result.reason = "error", f"{type(err).__name__}: {err}"
+        except httpx.HTTPError as err:
+            self.result.verdict, self.result.reason = "error", f"cannot reach the target or the mock: {err}"
+        finally:
+            if self._fresh_client is not None:
+                await self._fresh_client.aclose()
+            self.result.duration_ms = (perf_counter() - started) * 1000
+        return self.result
+
+    def _not_applicable(self) -> str:
+        missing = [need for need in self.scenario.requires if not self.profile.has(need)]
+        for step in self.scenario.steps:
+            if step.do != "wait" and step.do not in self.profile.operations and step.do not in missing:
+                missing.append(step.do)
+        if missing:
+            return f"the profile has no {', '.join(missing)}"
+        unset = [name for name in self.scenario.settings if not self.settings.get(name)]
+        if unset:
+            return f"the run was not told {', '.join(unset)} (--setting)"
+        if self.profile.auth != "none" and self.user.token is None:
+            return "the profile needs credentials: --jwt-secret, or --token and --token2"
+        return ""
+
+    def _planned_waits(self) -> float:
+        total = sum(self._wait_seconds(step) for step in self.scenario.steps if step.do == "wait")
+        if "upstream_timeout_s" in self.scenario.settings:
+            total += float(self.settings["upstream_timeout_s"])
+        if self.scenario.mock_fault:
+            stall = re.search(r"for=([\d.]+)", str(render(self.scenario.mock_fault, self.variables)))
+            total += float(stall.group(1)) if stall else 0.0
+        return total
+
+    def _wait_seconds(self, step: Step) -> float:
+        base = step.wait_s if isinstance(step.wait_s, (int, float)) else float(self.settings[step.wait_s])
+        return base * step.wait_factor + step.wait_extra_s
+
+    async def _arm(self, fault: str) -> None:
+        response = await self.client.post(
+            f"{self.config.mock}/_mock/faults",
+            json={"fault": fault, "match": {"contains": self.marker}, "count": self.scenario.mock_fault_count},
+        )
+        if response.status_code >= 400:
+            raise UsageError(f"the mock refused fault {fault!r}: {response.text}")
+
+    # -- a step ---------------------------------------------------------------------------------------
+
+    async def _step(self, index: int, step: Step) -> None:
+        if step.do == "wait":
+            await asyncio.sleep(self._wait_seconds(step))
+            return
+        operation = self.profile.operations[step.do]
+        variables = self._variables(step)
+        if self._needs_conversation(operation, variables):
+            opened = await self._calls(index, self.profile.operations["open"], step, variables, implicit=True)
+            self.result.exchanges.extend(opened.exchanges)
+            if not opened.ok:
+                self._record(
+                    index, "api.status", Fail(f"opening a conversation failed: {opened.final and opened.final.status}")
+                )
+                return
+            variables = self._variables(step)
+        message = variables.get("message")
+        conversation = variables.get("conversation")
+        earlier = list(self.turns.get(str(conversation), [])) if conversation else []
+        run = StepRun()
+        for _ in range(self._repeat(step)):
+            run = await self._calls(index, operation, step, variables)
+            self.result.exchanges.extend(run.exchanges)
+        aborted = run.stream is not None and run.stream.ended == "aborted"
+        journal = await self._journal(settle=aborted)
+        view = StepView(
+            profile=self.profile,
+            settings=self.settings,
+            operation=operation,
+            exchanges=run.exchanges,
+            final=run.final,
+            final_call_ok=run.ok,
+            stream=run.stream.view if run.stream else None,
+            ended=run.stream.ended if run.stream else "",
+            end_time=run.stream.end_time if run.stream else None,
+            reads=run.stream.reads if run.stream else [],
+            issues=run.stream.issues if run.stream else [],
+            journal=journal,
+            journal_all=self._journal_all,
+            earlier=earlier,
+            message=message if isinstance(message, str) else None,
+            timing=self.timing,
+            variables=variables,
+        )
+        self._judge(index, step, view, run)
+        self._remember_turn(view, run, message)
+
+    def _variables(self, step: Step) -> dict[str, Any]:
+        """The scenario's variables with the step's own on top (a null one stays null: left out)."""
+        own = {name: render(value, self.variables) for name, value in step.variables.items()}
+        return {**self.variables, **own}
+
+    def _repeat(self, step: Step) -> int:
+        if isinstance(step.repeat, int):
+            return step.repeat
+        limit = self.settings["rate_limit"]
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*[\d.]+\s*", limit)
+        if not match:
+            raise UsageError(f"--setting rate_limit={limit!r}: expected N/SECONDS, e.g. 100/60")
+        return int(match.group(1)) + 1
+
+    def _needs_conversation(self, operation: Operation, variables: Mapping[str, Any]) -> bool:
+        if operation.name == "open" or "open" not in self.profile.operations or variables.get("conversation"):
+            return False
+        return any("conversation" in _required_names(call) for call in operation.calls)
+
+    async def _calls(
+        self, index: int, operation: Operation, step: Step, variables: dict[str, Any], implicit: bool = False
+    ) -> StepRun:
+        out = StepRun()
+        for call in operation.calls:
+            request = self._request(call, step if not implicit else Step(do="open"), variables)
+            exchange, stream = await send(
+                self._client_for(step),
+                request,
+                step=index,
+                operation=operation.name,
+                stream=self.profile.stream if call.stream else None,
+                timing=self.timing,
+                abort_after=step.client.get("abort_after"),
+                read_delay_s=float(step.client.get("read_delay_s", 0.0)),
+            )
+            out.exchanges.append(exchange)
+            out.final, out.stream = exchange, stream
+            if exchange.status not in call.status:
+                out.ok = False
+                break
+            self._capture(call, exchange, stream, variables)
+        return out
+
+    def _client_for(self, step: Step) -> httpx.AsyncClient:
+        """The shared client, or one from its own loopback address (its own per-client rate limit)."""
+        if not step.client.get("fresh_source"):
+            return self.client
+        if self._fresh_client is None:
+            host = httpx.URL(self.config.target).host
+            local = f"127.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 2}"
+            transport = httpx.AsyncHTTPTransport(local_address=local) if host.startswith("127.") else None
+            self._fresh_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=transport)
+        return self._fresh_client
+
+    def _request(self, call: Call, step: Step, variables: dict[str, Any]) -> Request:
+        path = render(call.path, variables)
+        query = {k: v for k, v in render(dict(call.query), variables).items()}
+        headers = render(dict(call.headers), variables)
+        eventsource = bool(step.client.get("eventsource")) and call.stream
+        if eventsource:
+            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if call.auth and self.profile.auth != "none":
+            token = self._token(step.auth)
+            if token is not None and (step.auth == "query" or (eventsource and self.profile.auth == "bearer-or-query")):
+                query["access_token"] = token
+            elif token is not None and not eventsource:
+                headers["Authorization"] = f"Bearer {token}"
+        headers.update(render(dict(step.headers), variables))
+        body = render(call.json, variables) if call.json is not None else None
+        if isinstance(body, dict) and step.json_add:
+            body = {**body, **render(dict(step.json_add), variables)}
+        url = self.config.target.rstrip("/") + path
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode({k: str(v) for k, v in query.items()})
+        return Request(call.method, url, headers, body, call.json is not None)
+
+    def _token(self, mode: str) -> str | None:
+        if mode == "none":
+            return None
+        if mode == "invalid":
+            return self.config.credentials.forged(self.user.user)
+        return (self.other if mode == "other" else self.user).token
+
+    def _capture(self, call: Call, exchange: Exchange, stream: StreamRead | None, variables: dict[str, Any]) -> None:
+        if call.capture and exchange.response_body:
+            try:
+                body = json.loads(exchange.response_body)
+            except ValueError:
+                body = None
+            for name, path in call.capture.items():
+                with contextlib.suppress(KeyError):
+                    variables[name] = self.variables[name] = json_path(body, path)
+        if stream is not None and stream.view is not None:
+            for name, (kind, path) in self.profile.stream.captures.items():
+                for item in stream.view.events:
+                    if item.kind == kind and isinstance(item.payload, dict):
+                        with contextlib.suppress(KeyError):
+                            variables[name] = self.variables[name] = json_path(item.payload, path)
+                        break
+
+    async def _journal(self, *, settle: bool) -> list[dict[str, Any]]:
+        """The journal entries this step caused; waits for their final outcome when `settle`."""
+        deadline = perf_counter() + (SETTLE_S if settle else 0.5)
+        while True:
+            response = await self.client.get(
+                f"{self.config.mock}/_mock/journal", params={"prompt_contains": self.marker}
+            )
+            response.raise_for_status()
+            entries = response.json()["entries"]
+            new = [e for e in entries if e["id"] not in self.journal_seen]
+            if not any(e.get("outcome") == "in_progress" for e in new) or perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        self._journal_all = entries
+        self.journal_seen.update(e["id"] for e in new)
+        return new
+
+    # -- judging ----------------------------------------------------------------------------------------
+
+    def _judge(self, index: int, step: Step, view: StepView, run: StepRun) -> None:
+        status_check = next((c for c in step.expect if c in STATUS_CHECKS), "api.status")
+        status_param = step.expect.get(status_check, True)
+        self._run_check(index, status_check, view, status_param)
+        expected = STATUS_CHECKS[status_check] if status_param is True else status_param
+        if run.stream is not None and step.stream_checks and _allows_success(expected):
+            names = ABORTED_STREAM_CHECKS if run.stream.ended == "aborted" else STREAM_CHECKS
+            for name in names:
+                if name not in step.expect:
+                    self._run_check(index, name, view, True)
+        for name, param in step.expect.items():
+            if name != status_check:
+                self._run_check(index, name, view, param)
+
+    def _run_check(self, index: int, name: str, view: StepView, param: Any) -> None:
+        outcome = CHECKS[name](view, param)
+        self._record(index, name, outcome)
+
+    def _record(self, index: int, name: str, outcome: Pass | Fail | NotChecked) -> None:
+        level = self.profile.level(name)
+        if isinstance(outcome, Pass):
+            self.result.checks.append(CheckResult(name, level, "passed", outcome.message, index))
+        elif isinstance(outcome, NotChecked):
+            self.result.checks.append(CheckResult(name, level, "not_checked", outcome.reason, index))
+        else:
+            expected = name in self.config.baseline.get(self.scenario.name, set())
+            verdict = "expected_failure" if expected else "failed"
+            self.result.checks.append(CheckResult(name, level, verdict, outcome.message, index, outcome.event))
+
+    def _remember_turn(self, view: StepView, run: StepRun, message: Any) -> None:
+        operation = view.operation
+        if operation is None or not isinstance(message, str) or not run.ok:
+            return
+        if operation.stream_call is None and operation.text is None:
+            return
+        conversation = self.variables.get("conversation")
+        if conversation is None:
+            return
+        answer = view.answer() if (view.journal or (view.header("x-cache") or "").upper() == "HIT") else None
+        received = run.stream.view.text if run.stream and run.stream.view else ""
+        partial = run.stream is not None and run.stream.ended == "aborted"
+        failed = (
+            run.stream is not None
+            and run.stream.view is not None
+            and run.stream.view.terminal_kind in self.profile.stream.error
+        )
+        if failed:
+            return
+        self.turns.setdefault(str(conversation), []).append(Turn(message, answer, received, partial))
+
+
+def _required_names(call: Call) -> set[str]:
+    """Variables a call cannot do without (`{name}`, not `{name?}`)."""
+    text = str([call.path, dict(call.query), dict(call.headers), call.json])
+    return names_in(text) - set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\?\}", text))
+
+
+def _allows_success(expected: Any) -> bool:
+    """Whether a status expectation admits a 2xx answer (then a stream read gets the stream checks)."""
+    if expected == "success" or expected == "2xx":
+        return True
+    if isinstance(expected, int):
+        return 200 <= expected < 300
+    if isinstance(expected, list):
+        return any(_allows_success(e) for e in expected)
+    return False
