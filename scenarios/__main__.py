@@ -61,12 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--html", type=Path)
     go.add_argument("--quiet", action="store_true")
     commands.add_parser("list", help="list the scenario library and the built-in profiles")
+    own = commands.add_parser("reference", help="start the mock and the reference server; run every profile")
+    own.add_argument("--out", type=Path, default=Path("reports-out/conformance"), help="where the reports go")
     args = parser.parse_args(argv)
     if args.command == "list":
         for scenario in library():
             print(f"{scenario.name:32} {scenario.summary}")
         print("profiles:", ", ".join(builtin_profiles()))
         return 0
+    if args.command == "reference":
+        return _reference(args.out)
     try:
         config = _config(args)
         result = asyncio.run(run(config))
@@ -76,6 +80,33 @@ def main(argv: list[str] | None = None) -> int:
     _write_reports(args, result)
     _summary(result)
     return 0 if result.ok else 1
+
+
+def _reference(out: Path) -> int:
+    """The library on all five profiles of our reference server: the harness's own proof."""
+    from ._launch import REFERENCE_SECRET, REFERENCE_SETTINGS, mock_and_reference
+
+    ok = True
+    with mock_and_reference() as (mock, target):
+        for name in builtin_profiles():
+            config = RunConfig(
+                target=target,
+                profile=load_profile(name),
+                mock=mock,
+                scenarios=library(),
+                settings=REFERENCE_SETTINGS,
+                credentials=Credentials(secret=REFERENCE_SECRET),
+            )
+            result = asyncio.run(run(config))
+            _atomic_write(out / f"{name}.json", json.dumps(result.to_dict(), indent=1).encode())
+            _atomic_write(out / f"{name}.xml", junit_xml(result))
+            from reports.conformance import write_conformance
+
+            write_conformance(result.to_dict(), out / f"{name}.html")
+            _summary(result)
+            ok = ok and result.ok
+    print(f"reports: {out.resolve()}/<profile>.html")
+    return 0 if ok else 1
 
 
 def _config(args: argparse.Namespace) -> RunConfig:

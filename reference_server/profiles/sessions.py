@@ -5,7 +5,8 @@ whitespace-delimited word with its `index`, and the client joins words with one 
 Choices where the contract is silent: an unknown `session_id` (in `POST /api/sessions` or a chat
 call) makes a session with that id, as the seed's agent keys its sessions by the client's id;
 `DELETE` clears the history and keeps the session; every call but `/api/health` counts toward
-the per-client rate limit.
+the per-client rate limit; a comment line (`: keep-alive`) goes out whenever the stream is silent
+for `heartbeat_s`, as every other profile does.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
-from .._sse import data_event, event_stream
+from .._sse import data_event, event_stream, with_heartbeats
 from .._store import iso, utc_now
 from . import Profile
 
 NAME = "sessions"
+HEARTBEAT = b": keep-alive\n\n"
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
@@ -131,7 +133,7 @@ def handlers(core: ChatCore) -> list[Any]:
             else:
                 yield data_event({"type": "error", "error": answer.error or "the LLM failed"})
 
-        return event_stream(events())
+        return event_stream(with_heartbeats(events(), settings.heartbeat_s, lambda: HEARTBEAT))
 
     @get("/api/sessions/{session_id:str}/history")
     async def history(session_id: str, request: Request) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Start the mock LLM and the reference server as child processes on free loopback ports.
+
+Used by `python -m scenarios reference` (the library on all five profiles of our own reference
+server, as the demo and CI run it); the tests use the same launchers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from mockllm.pytest_plugin import stop_process
+
+START_TIMEOUT_S = 30.0
+# Short timings, so the scenarios that wait (expiry, heartbeats, upstream timeout) fit the budget.
+REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "3"}
+REFERENCE_SECRET = "reference-conformance-secret-0123456789abcdef"
+
+
+def _started(command: list[str], cwd: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+    """Run `command`; return it and the URL it prints as `... listening on URL`."""
+    out = log.open("w")
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=out, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "listening on " in line:
+            return process, line.rsplit("listening on ", 1)[1].strip()
+        if not line and process.poll() is not None:
+            break
+    stop_process(process)
+    raise RuntimeError(f"{' '.join(command[:4])} did not start; see {log}")
+
+
+@contextlib.contextmanager
+def mock_and_reference(workdir: Path | None = None) -> Iterator[tuple[str, str]]:
+    """(mock URL, reference server URL), both running until the block ends."""
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-")))
+        mock, mock_url = _started(
+            [
+                sys.executable,
+                "-m",
+                "mockllm",
+                "serve",
+                "--port",
+                "0",
+                "--seed",
+                "1",
+                "--ttft-ms",
+                "20",
+                "--itl-ms",
+                "5",
+            ],
+            workdir,
+            workdir / "mockllm.log",
+        )
+        stack.callback(stop_process, mock)
+        reference, reference_url = _started(
+            [
+                sys.executable,
+                "-m",
+                "reference_server",
+                "--port",
+                "0",
+                "--llm-base-url",
+                f"{mock_url}/v1",
+                "--jwt-secret",
+                REFERENCE_SECRET,
+                "--heartbeat-s",
+                REFERENCE_SETTINGS["heartbeat_s"],
+                "--session-ttl-s",
+                REFERENCE_SETTINGS["session_ttl_s"],
+                "--llm-timeout-s",
+                REFERENCE_SETTINGS["upstream_timeout_s"],
+                "--database-url",
+                f"sqlite+aiosqlite:///{workdir}/reference.sqlite3",
+            ],
+            workdir,
+            workdir / "reference_server.log",
+        )
+        stack.callback(stop_process, reference)
+        yield mock_url, reference_url
