@@ -1,4 +1,4 @@
-"""Sessions: `nox -s demo` (the main job), `nox -s tests`, `nox -s lint`, `nox -s bench`."""
+"""Sessions: `nox -s demo` (the main job), `nox -s tests`, `nox -s lint`, `nox -s conformance`, `nox -s bench`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """The scenario library on all five profiles of the reference server; reports in reports-out/conformance."""
+    session.install("-e", ".")
+    session.run("python", "-m", "scenarios", "reference", *session.posargs)
 
 
 @nox.session(python=PYTHON)
