@@ -217,7 +217,8 @@ class ScenarioRun:
             "cors_origin": s["cors_origin"],
             "unknown_uuid": str(uuid.uuid4()),
             "long_message": f"{self.marker} " + "x" * 2001,
-            "heartbeat_stall_s": round(heartbeat * 5 + 1.0, 3),  # well past the check's tolerance
+            # A silence well past the heartbeat check's tolerance, yet inside the upstream timeout.
+            "heartbeat_stall_s": round(min(heartbeat * 5 + 1.0, 0.8 * float(s["upstream_timeout_s"])), 3),
         }
 
     def _timing(self) -> Timing:
@@ -236,12 +237,9 @@ class ScenarioRun:
             if reason:
                 self.result.verdict, self.result.reason = "not_applicable", reason
                 return self.result
-            waits = self._planned_waits()
-            if waits > self.config.budget_s:
-                self.result.verdict = "not_checked"
-                self.result.reason = (
-                    f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s"
-                )
+            unjudgeable = self._unjudgeable(self._planned_waits())
+            if unjudgeable:
+                self.result.verdict, self.result.reason = "not_checked", unjudgeable
                 for check in sorted(self.scenario.checks):
                     self.result.checks.append(
                         CheckResult(check, self.profile.level(check), "not_checked", self.result.reason)
@@ -274,6 +272,16 @@ class ScenarioRun:
             return f"the run was not told {', '.join(unset)} (--setting)"
         if self.profile.auth != "none" and self.user.token is None:
             return "the profile needs credentials: --jwt-secret, or --token and --token2"
+        return ""
+
+    def _unjudgeable(self, waits: float) -> str:
+        """Why this run cannot judge the scenario (too long a wait; no room for a silence)."""
+        if waits > self.config.budget_s:
+            return f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s"
+        if "heartbeat_s" in self.scenario.settings:
+            tolerance = float(self.settings["heartbeat_s"]) * 2 + 0.5
+            if self.variables["heartbeat_stall_s"] <= tolerance:
+                return "upstream_timeout_s leaves no room for a silence longer than the heartbeat tolerance"
         return ""
 
     def _planned_waits(self) -> float:
