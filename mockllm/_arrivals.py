@@ -25,17 +25,27 @@ class ArrivalQueue:
 
     def __init__(self, budget_s: float = DEFAULT_BUDGET_S) -> None:
         self._budget_s = budget_s
-        self._pending: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
+        self._pending: deque[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._waiting = 0
 
-    async def run(self, work: Callable[[], T]) -> T:
-        """The result of `work()`, run when its turn comes; its exception, if it raised."""
+    @property
+    def busy(self) -> bool:
+        """Whether a caller is waiting for its work, queued or done but not yet resumed."""
+        return self._waiting > 0
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """The result of `work(*args)`, run when its turn comes; its exception, if it raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((future, work))
+        self._pending.append((future, work, args))
         if self._worker is None:
             self._worker = loop.create_task(self._drain())
-        return await future
+        self._waiting += 1
+        try:
+            return await future
+        finally:
+            self._waiting -= 1
 
     async def _drain(self) -> None:
         pending, budget = self._pending, self._budget_s
@@ -43,10 +53,10 @@ class ArrivalQueue:
             while pending:
                 until = perf_counter() + budget
                 while pending:
-                    future, work = pending.popleft()
+                    future, work, args = pending.popleft()
                     if not future.cancelled():  # its client left while it waited
                         try:
-                            future.set_result(work())
+                            future.set_result(work(*args))
                         except Exception as err:
                             future.set_exception(err)
                     if perf_counter() >= until:

@@ -3,19 +3,22 @@
 Why not an ASGI server: the mock must control each TCP write (a fragmented stream is several
 writes at chosen byte offsets), close a connection mid-body, stay silent with it open, and send
 a thousand streams' tokens on their deadlines. Here a response is a `WireSchedule` of prepared
-bytes, and the per-write work is a clock read, a sleep and one `transport.write`.
+bytes, and the per-write work is a clock read, a timer and one `transport.write`.
 
 Requests are parsed by httptools (llhttp, in C); keep-alive and pipelined requests are served in
-order; TCP_NODELAY is set so a write is a segment.
+order; TCP_NODELAY is set so a write is a segment. A schedule is played from timer callbacks
+(`_Player`), not by a coroutine that sleeps between writes: a thousand streams' tokens then cost
+a timer and a write each, with no future and no wake-up of the handler's coroutine chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableSequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -56,15 +59,34 @@ Handler = Callable[[Request, "Connection"], Awaitable[None]]
 class Connection(asyncio.Protocol):
     """One client connection: parses requests, runs the handler for each in turn."""
 
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_closed",
+        "_connections",
+        "_handler",
+        "_headers",
+        "_on_writable",
+        "_parser",
+        "_paused",
+        "_queue",
+        "_task",
+        "_too_large",
+        "_transport",
+        "_url",
+        "_wrote",
+    )
+
     def __init__(self, handler: Handler, connections: set[Connection]) -> None:
         self._handler = handler
         self._connections = connections
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._closed: asyncio.Future[None] | None = None
-        self._writable: asyncio.Event | None = None
+        self._closed: asyncio.Future[None] | None = None  # made when a stalled response waits for it
+        self._paused = False  # the transport's buffer is full: writes wait for resume_writing
+        self._on_writable: Callable[[], None] | None = None  # a player waiting for that
         # Parser state of the request being read.
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -80,11 +102,11 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        loop = asyncio.get_running_loop()
-        self._closed = loop.create_future()
         self._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._parser is None:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -96,19 +118,25 @@ class Connection(asyncio.Protocol):
         self._connections.discard(self)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
-        if self._writable is not None:
-            self._writable.set()
         self._transport = None
+        # The parser holds this protocol's callbacks: without it the connection is freed at once,
+        # not left in a cycle for the garbage collector to find.
+        self._parser = None
+        self._resume()  # a paused player finds the client gone
         if self._task is not None:
             self._task.cancel()  # the handler learns at once that its client left
 
     def pause_writing(self) -> None:
-        self._writable = asyncio.Event()
+        self._paused = True
 
     def resume_writing(self) -> None:
-        if self._writable is not None:
-            self._writable.set()
-            self._writable = None
+        self._paused = False
+        self._resume()
+
+    def _resume(self) -> None:
+        waiting, self._on_writable = self._on_writable, None
+        if waiting is not None:
+            waiting()
 
     # -- httptools callbacks ----------------------------------------------------------------------
 
@@ -136,15 +164,17 @@ class Connection(asyncio.Protocol):
         if self._too_large:
             self._reject(413, b"request body over 16 MiB")
             return
+        parser = self._parser
+        assert parser is not None  # it is calling us
         parsed = httptools.parse_url(self._url)
         request = Request(
-            method=self._parser.get_method().decode("ascii"),
+            method=parser.get_method().decode("ascii"),
             path=parsed.path.decode("utf-8", "replace"),
             query=(parsed.query or b"").decode("utf-8", "replace"),
             headers=self._headers,
             body=b"".join(self._body),
             arrival=perf_counter(),
-            keep_alive=self._parser.should_keep_alive(),
+            keep_alive=parser.should_keep_alive(),
         )
         self._queue.append(request)
         if self._task is None:
@@ -178,49 +208,23 @@ class Connection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
-    async def play(self, schedule: WireSchedule, start: float, sent: list[float] | None = None) -> None:
+    async def play(self, schedule: WireSchedule, start: float, sent: MutableSequence[float] | None = None) -> None:
         """Write the schedule on its deadlines (`start` + offset), appending to `sent` when each
         write went out (kept by the caller, so it survives a client that leaves mid-stream).
 
         Writes already due go out as one (unless the schedule forbids it), so a late wake-up
         never makes the stream drift. Raises `ClientGone` if the client leaves first.
         """
-        offsets, payload, coalesce = schedule.offsets, schedule.payload, schedule.coalesce
-        n = len(offsets)
-        if sent is None:
-            sent = []
-        i = 0
-        while i < n:
-            transport = self._transport
-            if transport is None or transport.is_closing():
-                raise ClientGone
-            now = perf_counter()
-            delay = start + offsets[i] - now
-            if delay > EARLY_WRITE_S:
-                while delay > EARLY_WRITE_S:
-                    await asyncio.sleep(delay)
-                    now = perf_counter()
-                    delay = start + offsets[i] - now
-                transport = self._transport
-                if transport is None or transport.is_closing():
-                    raise ClientGone
-            j = i + 1
-            if coalesce:
-                horizon = now - start + EARLY_WRITE_S
-                while j < n and offsets[j] <= horizon:
-                    j += 1
-            data = payload(i) if j == i + 1 else b"".join([payload(k) for k in range(i, j)])
-            if data:
-                transport.write(data)
-                self._wrote = True
-            sent.extend([now] * (j - i))
-            i = j
-            if self._writable is not None:
-                await self._writable.wait()
+        player = _Player(self, schedule, start, [] if sent is None else sent)
+        try:
+            await player.done
+        finally:
+            player.stop()
         self._finish(schedule)
         if schedule.end == "stall":
-            assert self._closed is not None
-            await asyncio.shield(self._closed)
+            if self._transport is not None:  # silent until the client leaves
+                self._closed = asyncio.get_running_loop().create_future()
+                await asyncio.shield(self._closed)
             raise ClientGone
 
     def _finish(self, schedule: WireSchedule) -> None:
@@ -245,6 +249,77 @@ class Connection(asyncio.Protocol):
         )
         self._queue.clear()
         self._transport.close()
+
+
+class _Player:
+    """Plays one schedule from timer callbacks: each call writes what is due, then sets a timer
+    for the next write. `done` resolves after the last write, or fails with `ClientGone`."""
+
+    __slots__ = ("_conn", "_context", "_loop", "_next", "_schedule", "_sent", "_start", "_timer", "done")
+
+    def __init__(self, conn: Connection, schedule: WireSchedule, start: float, sent: MutableSequence[float]) -> None:
+        self._conn = conn
+        self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()  # once, not a copy per timer
+        self._schedule = schedule
+        self._start = start
+        self._sent = sent
+        self._next = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.done: asyncio.Future[None] = self._loop.create_future()
+        self._step()  # what is due on arrival goes out now, not after a turn of the loop
+
+    def stop(self) -> None:
+        """Cancel the pending write, if any (the handler was cancelled or the stream is over)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._conn._on_writable == self._step:
+            self._conn._on_writable = None
+
+    def _step(self) -> None:
+        self._timer = None
+        if self.done.done():  # the handler stopped waiting
+            return
+        try:
+            self._write_due()
+        except Exception as err:  # ClientGone, or a bug: the handler raises it
+            self.done.set_exception(err)
+
+    def _write_due(self) -> None:
+        """Every write due now (the same instant's as one), then a timer for the next."""
+        conn, schedule, start, sent = self._conn, self._schedule, self._start, self._sent
+        offsets = schedule.offsets
+        n, i = len(offsets), self._next
+        while i < n:
+            transport = conn._transport
+            if transport is None or transport.is_closing():
+                raise ClientGone
+            now = perf_counter()
+            delay = start + offsets[i] - now
+            if delay > EARLY_WRITE_S:
+                self._next = i
+                self._timer = self._loop.call_later(delay, self._step, context=self._context)
+                return
+            j = i + 1
+            if schedule.coalesce:
+                horizon = now - start + EARLY_WRITE_S
+                while j < n and offsets[j] <= horizon:
+                    j += 1
+            data = schedule.payload(i) if j == i + 1 else b"".join([schedule.payload(k) for k in range(i, j)])
+            if data:
+                transport.write(data)
+                conn._wrote = True
+            if j == i + 1:
+                sent.append(now)
+            else:
+                sent.extend([now] * (j - i))
+            i = j
+            if conn._paused and i < n:  # the client reads slower than we write: wait for it
+                self._next = i
+                conn._on_writable = self._step
+                return
+        self.done.set_result(None)
 
 
 class HttpServer:

@@ -28,6 +28,8 @@ SECRET_HEADERS = frozenset(
 class RawBody(bytes):
     """A request body kept as it came; decoded (JSON if it is JSON) only when the journal is read."""
 
+    __slots__ = ()
+
     def to_journal(self) -> Any:
         try:
             return json.loads(self) if self else None

@@ -55,7 +55,12 @@ class Plan:
 
 def rng_for(seed: int, purpose: str) -> random.Random:
     """An independent generator for one purpose (text, timing, fault) of one request."""
-    return random.Random((seed << 32) | zlib.crc32(purpose.encode()))
+    return random.Random((seed << 32) | _purpose_bits(purpose))
+
+
+@lru_cache(maxsize=256)
+def _purpose_bits(purpose: str) -> int:
+    return zlib.crc32(purpose.encode())
 
 
 def plan_response(

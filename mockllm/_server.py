@@ -8,11 +8,11 @@ planner from the config and the request.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from array import array
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -25,7 +25,7 @@ from ._errors import ConfigError, RequestError
 from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
 from ._http import ClientGone, Connection, HttpServer, Request
 from ._journal import Journal, RawBody, redact
-from ._metrics import Metrics
+from ._metrics import Achieved, Metrics
 from ._plan import Plan, plan_response, rng_for
 from ._request import ChatRequest, request_seed
 from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, stream_schedule
@@ -163,6 +163,11 @@ class MockServer:
         for method, path, handler in admin:
             self._routes.add(method, path, handler)
 
+    @property
+    def idle(self) -> bool:
+        """No chat request is being prepared or answered: a pause now delays no one."""
+        return self.active_streams == 0 and not self._arrivals.busy
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen; return the bound port (useful with port 0)."""
         # Build the prose sentence pool now, not inside the first request's TTFT.
@@ -207,12 +212,12 @@ class MockServer:
     # -- the chat path ----------------------------------------------------------------------------
 
     async def _chat(self, dialect: Dialect, call: Call, request: Request, conn: Connection) -> None:
-        entry, schedule = await self._arrivals.run(lambda: self._prepare(dialect, call))
+        entry, schedule = await self._arrivals.run(self._prepare, dialect, call)
         if entry.get("outcome") == "rejected":
             await conn.play(schedule, request.arrival)
             return
         outcome = "completed"
-        sent: list[float] = []
+        sent = array("d")  # when each write went out: compact, and nothing for the collector to scan
         self.active_streams += 1
         try:
             await conn.play(schedule, request.arrival, sent)
@@ -228,6 +233,8 @@ class MockServer:
         finally:
             self.active_streams -= 1
             self._record(entry, dialect.name, outcome, schedule, request.arrival, sent)
+            if self.idle:  # the last stream of a burst: no one is kept waiting now
+                self.metrics.catch_up()
 
     def _prepare(self, dialect: Dialect, call: Call) -> tuple[dict[str, Any], WireSchedule]:
         """The journal entry and the wire schedule of one chat request: all its work before play."""
@@ -248,7 +255,7 @@ class MockServer:
             fault, fault_source = self._choose_fault(config, chat, call)
         except RequestError as err:
             entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
-            self.metrics.record(dialect.name, "rejected", None, (), ())
+            self.metrics.record(dialect.name, "rejected")
             return entry, immediate(dialect.error(err.status, err.message, param=err.param, call=call))
         plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
         schedule = self._schedule(dialect, plan, chat, call, options)
@@ -266,14 +273,15 @@ class MockServer:
         return entry, schedule
 
     def _schedule(self, dialect: Dialect, plan: Plan, chat: ChatRequest, call: Call, options: Any) -> WireSchedule:
+        ident = f"mock{plan.seed:016x}"
         enc = Encoding(
             request=chat,
             call=call,
-            ident=f"mock{plan.seed:016x}",
+            ident=ident,
             created=1_700_000_000 + plan.seed % 100_000_000,  # from the seed: same request, same bytes
             options=options,
         )
-        request_id = (("x-request-id", f"req_mock{plan.seed:016x}"),)
+        request_id = (("x-request-id", "req_" + ident),)
         fault = plan.fault
         if fault is not None and fault.kind == "http":
             error = dialect.error(fault.status, retry_after=fault.retry_after, call=call)
@@ -301,6 +309,8 @@ class MockServer:
                 return parse_fault(spec), "header"
             except FaultSyntaxError as err:
                 raise RequestError("x-mock-fault", str(err)) from None
+        if not self._armed and not config.fault_rules:
+            return None, None
         prompt, model, turn = chat.prompt, chat.model, chat.turn
         for armed in self._armed:
             if armed.match.matches(prompt, model, turn, call.path):
@@ -327,26 +337,13 @@ class MockServer:
         outcome: str,
         schedule: WireSchedule,
         arrival: float,
-        sent: list[float],
+        sent: Sequence[float],
     ) -> None:
         """Fill in what was achieved: once per response, off the per-token path."""
+        achieved = Achieved(arrival, sent, schedule.offsets, schedule.content, perf_counter())
         entry["outcome"] = outcome
-        content = schedule.content[: len(sent)]
-        if max(content, default=0) <= 1:
-            content_times = list(itertools.compress(sent, content))
-        else:  # writes that carried several chunks (coalesced): one time per chunk
-            content_times = [at for at, count in zip(sent, content, strict=False) for _ in range(count)]
-        ttft = content_times[0] - arrival if content_times else None
-        itl = [b - a for a, b in itertools.pairwise(content_times)]
-        late = [at - (arrival + offset) for at, offset in zip(sent, schedule.offsets, strict=False)]
-        entry["achieved"] = {
-            "ttft_ms": None if ttft is None else ttft * 1000.0,
-            "itl_ms": [gap * 1000.0 for gap in itl],
-            "writes": len(sent),
-            "max_late_ms": max(late) * 1000.0 if late else None,
-            "duration_ms": (perf_counter() - arrival) * 1000.0,
-        }
-        self.metrics.record(dialect, outcome, ttft, itl, late)
+        entry["achieved"] = achieved  # rendered when the journal is read
+        self.metrics.record(dialect, outcome, achieved)
 
     # -- admin API --------------------------------------------------------------------------------
 

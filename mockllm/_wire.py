@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Literal
+from typing import Any, Literal
 
 from ._plan import Plan
 
@@ -90,10 +90,15 @@ class WireSchedule:
 
 def response_head(status: int, headers: tuple[tuple[str, str], ...], *, length: int | None) -> bytes:
     """Status line and headers; chunked transfer when `length` is None."""
-    lines = [f"HTTP/1.1 {status} {_reason(status)}"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    lines.append("transfer-encoding: chunked" if length is None else f"content-length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    lines = [_status_line(status)]
+    lines += [f"{name}: {value}\r\n" for name, value in headers]
+    lines.append("transfer-encoding: chunked\r\n\r\n" if length is None else f"content-length: {length}\r\n\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+@lru_cache(maxsize=64)
+def _status_line(status: int) -> str:
+    return f"HTTP/1.1 {status} {_reason(status)}\r\n"
 
 
 def _reason(status: int) -> str:
@@ -189,10 +194,10 @@ def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, st
     """The common case in constant time: no fault, the head with the response head (on arrival)
     or with the first chunk, the tail with the last chunk, every chunk strictly later than the one
     before. None when it does not apply."""
-    offsets = plan.offsets
-    n = len(offsets)
-    if not n or offsets[0] <= 0.0 or n > len(_INDEX_PARTS) or not all(map(operator.lt, offsets, offsets[1:])):
+    offsets = _plain_offsets(plan.offsets)
+    if offsets is None:
         return None
+    n = len(plan.offsets)
     head, tail = frames.head, frames.tail
     arrival: tuple[Part, ...] = (head,) if frames.head_on_arrival and head else ()
     first: tuple[Part, ...] = (0,) if arrival else (head, 0)
@@ -201,7 +206,7 @@ def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, st
     else:
         parts = (arrival, first, *_INDEX_PARTS[1 : n - 1], (n - 1, tail))
     return WireSchedule(
-        offsets=(0.0, *offsets),
+        offsets=offsets,
         parts=parts,
         content=_plain_content(n),
         end="complete",
@@ -209,6 +214,28 @@ def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, st
         chunked=True,
         chunk_frames=frames.chunks,
     )
+
+
+def _plain_offsets(chunk_offsets: tuple[float, ...]) -> tuple[float, ...] | None:
+    """The writes' offsets of a plain stream (one at arrival, then one per chunk), or None unless
+    every chunk is due strictly after the one before."""
+    last_chunk_offsets, last_found = _last_plain_offsets
+    if chunk_offsets is last_chunk_offsets:
+        return last_found
+    n = len(chunk_offsets)
+    plain = (
+        0 < n <= len(_INDEX_PARTS)
+        and chunk_offsets[0] > 0.0
+        and all(map(operator.lt, chunk_offsets, chunk_offsets[1:]))
+    )
+    found = (0.0, *chunk_offsets) if plain else None
+    _last_plain_offsets[:] = (chunk_offsets, found)
+    return found
+
+
+# The last offsets seen and what they gave: with constant timing every plan shares one offsets
+# tuple, found here by identity instead of hashing its hundred floats per request.
+_last_plain_offsets: list[Any] = [(), None]
 
 
 @lru_cache(maxsize=1024)

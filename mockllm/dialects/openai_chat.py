@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from .._config import MockConfig
@@ -34,6 +35,23 @@ _ERROR_SHAPES: dict[int, tuple[str, str | None, str]] = {
     529: ("server_error", "overloaded", "The server is overloaded, please try again later."),
 }  # fmt: skip
 
+
+SYSTEM_FINGERPRINT = "fp_mock0001"
+
+# Pieces of a chat.completion.chunk event: the envelope (id, created, model) is filled in once per
+# response; `_END` closes every event, with a null usage when the client asked for a usage chunk.
+_CHUNK_ENVELOPE = (
+    b'data: {"id":"chatcmpl-%b","object":"chat.completion.chunk","created":%d,"model":%b,"service_tier":"default",'
+    b'"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
+)
+_ROLE_DELTA = (
+    b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]'
+)
+_DELTA_BEFORE = b'{"index":0,"delta":{"content":'
+_DELTA_AFTER = b'},"logprobs":null,"finish_reason":null}]'
+_FINISH = b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"%b"}]'
+_END = b"}\n\n"
+_END_WITH_USAGE = b',"usage":null}\n\n'
 
 _ERROR_EVENT = b"data: " + dumps(
     {"error": {"message": "The server had an error while processing your request. Sorry about that!",
@@ -78,36 +96,22 @@ class OpenAIChat:
     # -- streamed -------------------------------------------------------------------------------
 
     def stream_frames(self, plan: Plan, enc: Encoding) -> StreamFrames:
-        model = json_string(enc.request.model)
-        usage_field = b',"usage":null' if enc.options["include_usage"] else b""
-        envelope = (
-            b'data: {"id":"chatcmpl-' + enc.ident.encode() + b'","object":"chat.completion.chunk","created":'
-            + str(enc.created).encode() + b',"model":' + model + b',"service_tier":"default",'
-            b'"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
-        )  # fmt: skip
+        include_usage = enc.options["include_usage"]
+        envelope = _CHUNK_ENVELOPE % (enc.ident.encode(), enc.created, json_string(enc.request.model))
+        end = _END_WITH_USAGE if include_usage else _END
         # Per chunk, only the text is encoded: the rest of the frame is made once here.
-        before = envelope + b'{"index":0,"delta":{"content":'
-        after = b'},"logprobs":null,"finish_reason":null}]' + usage_field + b"}\n\n"
-        head = (
-            envelope + b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
-            b'"logprobs":null,"finish_reason":null}]' + usage_field + b"}\n\n"
-        )
-        tail = (
-            envelope + b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"'
-            + plan.finish_reason.encode() + b'"}]' + usage_field + b"}\n\n"
-        )  # fmt: skip
-        if enc.options["include_usage"]:
-            tail += envelope + b'],"usage":' + dumps(_usage(plan)) + b"}\n\n"
-        tail += b"data: [DONE]\n\n"
-        # A frame cut off in the middle of its JSON, as a broken proxy or a buggy upstream sends it.
-        malformed = before + b'"' + b"\n\n"
+        before = envelope + _DELTA_BEFORE
+        tail = envelope + _FINISH % plan.finish_reason.encode() + end
+        if include_usage:
+            tail += envelope + b'],"usage":' + _usage_json(plan.prompt_tokens, plan.completion_tokens) + b"}\n\n"
         return StreamFrames(
-            head=head,
+            head=envelope + _ROLE_DELTA + end,
             head_on_arrival=False,
-            chunks=TextFrames(before, after, plan.chunks),
-            tail=tail,
+            chunks=TextFrames(before, _DELTA_AFTER + end, plan.chunks),
+            tail=tail + b"data: [DONE]\n\n",
             error=_ERROR_EVENT,
-            malformed=malformed,
+            # A frame cut off in the middle of its JSON, as a broken proxy or a buggy upstream sends it.
+            malformed=before + b'"' + b"\n\n",
         )
 
     # -- not streamed ---------------------------------------------------------------------------
@@ -193,14 +197,21 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "mockllm"}
 
 
-SYSTEM_FINGERPRINT = "fp_mock0001"
-
-
 def _usage(plan: Plan) -> dict[str, Any]:
+    return _usage_counts(plan.prompt_tokens, plan.completion_tokens)
+
+
+@lru_cache(maxsize=1024)
+def _usage_json(prompt_tokens: int, completion_tokens: int) -> bytes:
+    """The usage object of a stream's last chunk: requests of one size share its bytes."""
+    return dumps(_usage_counts(prompt_tokens, completion_tokens))
+
+
+def _usage_counts(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     return {
-        "prompt_tokens": plan.prompt_tokens,
-        "completion_tokens": plan.completion_tokens,
-        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
