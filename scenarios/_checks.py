@@ -651,6 +651,8 @@ def _cache_faster(view: StepView, param: Any) -> Outcome:
     stream = _stream(view)
     if isinstance(stream, NotChecked):
         return stream
+    if view.journal or (view.header("x-cache") or "").upper() != "HIT":
+        return NotChecked("not a cache hit (see cache.hit)")
     first, slow = stream.first_time(), float(param)
     if first is None:
         return NotChecked("no event")
@@ -668,7 +670,7 @@ def _cancelled(view: StepView, param: Any) -> Outcome:
     outcome = view.journal[-1].get("outcome")
     if outcome == "client_closed":
         return Pass()
-    return Fail(f"the LLM request kept going after the client left (journal outcome: {outcome})")
+    return Fail(f"the LLM request was still open 1.5 s after the client left (journal outcome: {outcome})")
 
 
 # -- stored history -----------------------------------------------------------------------------------

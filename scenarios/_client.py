@@ -21,6 +21,8 @@ from ._scenarios import Timing
 from ._sse import SSEComment, SSEDecoder, SSEEvent
 from ._stream import StreamView, classify, view
 
+SLOW_READER_BYTES = 256
+
 
 @dataclass(slots=True)
 class Request:
@@ -111,6 +113,7 @@ async def _read_stream(
     until = started + timing.deadline_s
     texts = 0
     terminal_seen = False
+    unpaused = 0  # bytes read since the slow reader last paused
     while True:
         try:
             chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, until - perf_counter()))
@@ -140,7 +143,11 @@ async def _read_stream(
         if abort_after is not None and texts >= abort_after and not terminal_seen:
             out.ended = "aborted"
             break
-        if read_delay_s:
+        unpaused += len(chunk)
+        if read_delay_s and unpaused >= SLOW_READER_BYTES:
+            # A pause per SLOW_READER_BYTES, not per read: a server that writes a byte at a time
+            # must not turn a slow reader into a stalled one.
+            unpaused = 0
             await asyncio.sleep(read_delay_s)
     out.end_time = perf_counter() - started
     out.raw = decoder.raw

@@ -57,7 +57,10 @@ ABORTED_STREAM_CHECKS = (
     "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.accel-buffering",
     "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
 )  # fmt: skip
-SETTLE_S = 3.0  # how long the journal may take to show a request's final outcome
+# After a client abort, how long the implementation has to close its LLM request: long enough for a
+# server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
+# that would close the request anyway.
+ABORT_CANCEL_S = 1.5
 
 
 class UsageError(ValueError):
@@ -455,7 +458,7 @@ class ScenarioRun:
 
     async def _journal(self, *, settle: bool) -> list[dict[str, Any]]:
         """The journal entries this step caused; waits for their final outcome when `settle`."""
-        deadline = perf_counter() + (SETTLE_S if settle else 0.5)
+        deadline = perf_counter() + (ABORT_CANCEL_S if settle else 0.5)
         while True:
             response = await self.client.get(
                 f"{self.config.mock}/_mock/journal", params={"prompt_contains": self.marker}
