@@ -966,7 +966,7 @@ class BrokenAfterAbort:
         self.app = app
         self.failures = failures
         self.owed: dict[str, int] = {}
-        self.in_flight = 0
+        self.streaming: dict[str, asyncio.Event] = {}  # session -> set when its open stream has ended
 
     def session_of(self, scope: Scope, body: bytes) -> str | None:
         found = self._SESSION_PATH.fullmatch(scope["path"]) or self._SESSION.search(body)
@@ -981,8 +981,10 @@ class BrokenAfterAbort:
             return
         body = await read_body(receive)
         session = self.session_of(scope, body)
-        if self.in_flight:
-            await asyncio.sleep(0.05)  # a client that has just left: its disconnect lands first
+        if session is not None and session in self.streaming:
+            # The client that just left may not be noticed yet: let its stream end first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.streaming[session].wait(), 3.0)
         if session is not None and self.owed.get(session):
             self.owed[session] -= 1
             await send_json(send, 500, {"status_code": 500, "detail": "Internal Server Error"})
@@ -997,6 +999,8 @@ class BrokenAfterAbort:
                 ended = not message.get("more_body", False)
                 if session is None:
                     session = self.session_of(scope, message.get("body", b""))
+                if session is not None and not ended:
+                    self.streaming.setdefault(session, asyncio.Event()).clear()
             await send(message)
 
         async def watch_receive() -> Message:
@@ -1005,11 +1009,11 @@ class BrokenAfterAbort:
                 self.owed[session] = self.failures
             return message
 
-        self.in_flight += 1
         try:
             await self.app(scope, replay(body, watch_receive), watch_send)
         finally:
-            self.in_flight -= 1
+            if session is not None and session in self.streaming:
+                self.streaming.pop(session).set()
 
 
 # -- replaced components of the core (deliberate defect variants) -------------------------------------
