@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -43,6 +44,7 @@ class StreamRead:
     raw: bytes = b""
     ended: str = ""
     end_time: float | None = None
+    stopped_at: float | None = None  # wall-clock time the client stopped reading (an abort)
     view: StreamView | None = None
 
 
@@ -141,7 +143,7 @@ async def _read_stream(
             elif kind in spec.text_kinds:
                 texts += 1
         if abort_after is not None and texts >= abort_after and not terminal_seen:
-            out.ended = "aborted"
+            out.ended, out.stopped_at = "aborted", time.time()
             break
         unpaused += len(chunk)
         if read_delay_s and unpaused >= SLOW_READER_BYTES:

@@ -18,7 +18,7 @@ from mockllm.pytest_plugin import stop_process
 
 START_TIMEOUT_S = 30.0
 # Short timings, so the scenarios that wait (expiry, heartbeats, upstream timeout) fit the budget.
-REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "3"}
+REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5"}
 REFERENCE_SECRET = "reference-conformance-secret-0123456789abcdef"
 
 

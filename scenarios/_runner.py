@@ -60,7 +60,7 @@ ABORTED_STREAM_CHECKS = (
 # After a client abort, how long the implementation has to close its LLM request: long enough for a
 # server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
 # that would close the request anyway.
-ABORT_CANCEL_S = 1.5
+ABORT_CANCEL_S = 2.5
 
 
 class UsageError(ValueError):
@@ -282,7 +282,7 @@ class ScenarioRun:
         if waits > self.config.budget_s:
             return f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s"
         if "heartbeat_s" in self.scenario.settings:
-            tolerance = float(self.settings["heartbeat_s"]) * 2 + 0.5
+            tolerance = float(self.settings["heartbeat_s"]) * 3 + 0.5
             if self.variables["heartbeat_stall_s"] <= tolerance:
                 return "upstream_timeout_s leaves no room for a silence longer than the heartbeat tolerance"
         return ""
@@ -344,6 +344,7 @@ class ScenarioRun:
             stream=run.stream.view if run.stream else None,
             ended=run.stream.ended if run.stream else "",
             end_time=run.stream.end_time if run.stream else None,
+            stopped_at=run.stream.stopped_at if run.stream else None,
             reads=run.stream.reads if run.stream else [],
             issues=run.stream.issues if run.stream else [],
             journal=journal,

@@ -1012,6 +1012,8 @@ class BrokenAfterAbort:
         try:
             await self.app(scope, replay(body, watch_receive), watch_send)
         finally:
+            if started and not ended and session is not None:
+                self.owed[session] = self.failures  # the response never finished: its client left
             if session is not None and session in self.streaming:
                 self.streaming.pop(session).set()
 

