@@ -1,4 +1,4 @@
-"""Sessions: `nox -s demo` (the main job), `nox -s tests`, `nox -s lint`, `nox -s conformance`, `nox -s bench`."""
+"""Sessions: `nox -s demo` (the main job), `tests`, `lint`, `conformance`, `load`, `report`, `bench`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Serve the mock LLM and stream one answer through it."""
+    """Mock + reference server, conformance on all five profiles, a 30 s load test; reports in reports-out/."""
     session.install("-e", ".")
-    session.run("python", "-m", "mockllm", "demo", *session.posargs)
+    session.run("python", "-m", "loadtests", "demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -40,7 +40,21 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """`nox -s load -- run --target URL --profile P ...`; with no arguments, the accuracy self-test."""
+    session.install("-e", ".")
+    session.run("python", "-m", "loadtests", *(session.posargs or ["selftest"]))
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Render every result under reports-out/ (or the folder given) and its index page."""
+    session.install("-e", ".")
+    session.run("python", "-m", "reports", "index", *(session.posargs or ["reports-out"]))
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput and timing fidelity of the mock beside raw-asyncio baselines (prints figures)."""
+    """Throughput and timing fidelity of the mock and of the load client (prints figures)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "bench.bench_mockllm", *session.posargs)

@@ -56,6 +56,9 @@ class Achieved:
             "writes": len(self.sent),
             "max_late_ms": max(late) * 1000.0 if late else None,
             "duration_ms": (self.finished - self.arrival) * 1000.0,
+            # The monotonic clock is system-wide: a client on this machine can pair its own reads with these.
+            "arrival_s": self.arrival,
+            "first_token_s": times[0] if times else None,
         }
 
 

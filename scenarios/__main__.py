@@ -84,29 +84,37 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reference(out: Path) -> int:
     """The library on all five profiles of our reference server: the harness's own proof."""
-    from ._launch import REFERENCE_SECRET, REFERENCE_SETTINGS, mock_and_reference
+    from ._launch import mock_and_reference
 
-    ok = True
     with mock_and_reference() as (mock, target):
-        for name in builtin_profiles():
-            config = RunConfig(
-                target=target,
-                profile=load_profile(name),
-                mock=mock,
-                scenarios=library(),
-                settings=REFERENCE_SETTINGS,
-                credentials=Credentials(secret=REFERENCE_SECRET),
-            )
-            result = asyncio.run(run(config))
-            _atomic_write(out / f"{name}.json", json.dumps(result.to_dict(), indent=1).encode())
-            _atomic_write(out / f"{name}.xml", junit_xml(result))
-            from reports.conformance import write_conformance
-
-            write_conformance(result.to_dict(), out / f"{name}.html")
-            _summary(result)
-            ok = ok and result.ok
+        ok = conform_reference(mock, target, out)
     print(f"reports: {out.resolve()}/<profile>.html")
     return 0 if ok else 1
+
+
+def conform_reference(mock: str, target: str, out: Path) -> bool:
+    """Run the library on all five profiles of a running reference server; write JSON, JUnit and HTML."""
+    from ._launch import REFERENCE_SECRET, REFERENCE_SETTINGS
+
+    ok = True
+    for name in builtin_profiles():
+        config = RunConfig(
+            target=target,
+            profile=load_profile(name),
+            mock=mock,
+            scenarios=library(),
+            settings=REFERENCE_SETTINGS,
+            credentials=Credentials(secret=REFERENCE_SECRET),
+        )
+        result = asyncio.run(run(config))
+        _atomic_write(out / f"{name}.json", json.dumps(result.to_dict(), indent=1).encode())
+        _atomic_write(out / f"{name}.xml", junit_xml(result))
+        from reports.conformance import write_conformance
+
+        write_conformance(result.to_dict(), out / f"{name}.html")
+        _summary(result)
+        ok = ok and result.ok
+    return ok
 
 
 def _config(args: argparse.Namespace) -> RunConfig:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._profiles import FIELD_RULES, Operation, Profile
 from ._results import Exchange
-from ._stream import SENTINEL, StreamView, normalize
+from ._stream import SENTINEL, StreamView, field_value, normalize
 from ._template import json_path
 
 
@@ -455,7 +455,8 @@ def _event_of_difference(view: StepView, stream: StreamView, got: str, want: str
     pieces: list[str] = []
     for position in stream.text_events:
         payload = stream.events[position].payload
-        pieces.append(payload.get(spec.text_field, "") if isinstance(payload, dict) else "")
+        piece = field_value(payload, spec.text_field)
+        pieces.append(piece if isinstance(piece, str) else "")
         so_far = " ".join(pieces) if spec.join == "words" else "".join(pieces)
         so_far = normalize(so_far) if spec.join == "words" else so_far
         if not want.startswith(so_far):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 _START = 0  # the automaton's start state; positions (name occurrences) are 1..n
-_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_-]*)|([|*+?()])|(\S))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_.-]*)|([|*+?()])|(\S))")
 
 
 class GrammarError(ValueError):

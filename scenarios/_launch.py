@@ -22,7 +22,7 @@ REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_ti
 REFERENCE_SECRET = "reference-conformance-secret-0123456789abcdef"
 
 
-def _started(command: list[str], cwd: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
+def started(command: list[str], cwd: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
     """Run `command`; return it and the URL it prints as `... listening on URL`."""
     out = log.open("w")
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=out, text=True)
@@ -38,53 +38,36 @@ def _started(command: list[str], cwd: Path, log: Path) -> tuple[subprocess.Popen
     raise RuntimeError(f"{' '.join(command[:4])} did not start; see {log}")
 
 
+def start_mock(workdir: Path, *, ttft_ms: float = 20, itl_ms: float = 5, extra: tuple[str, ...] = ()) -> tuple[
+    subprocess.Popen[str], str
+]:  # fmt: skip
+    """The mock LLM on a free loopback port, seed 1, with the given token timing."""
+    command = [sys.executable, "-m", "mockllm", "serve", "--port", "0", "--seed", "1",
+               "--ttft-ms", f"{ttft_ms:g}", "--itl-ms", f"{itl_ms:g}", *extra]  # fmt: skip
+    return started(command, workdir, workdir / "mockllm.log")
+
+
+def start_reference(
+    workdir: Path, mock_url: str, *, settings: dict[str, str] | None = None, extra: tuple[str, ...] = (),
+    name: str = "reference",
+) -> tuple[subprocess.Popen[str], str]:  # fmt: skip
+    """The reference server (all five profiles) on a free loopback port, against the mock."""
+    chosen = {**REFERENCE_SETTINGS, **(settings or {})}
+    command = [sys.executable, "-m", "reference_server", "--port", "0", "--llm-base-url", f"{mock_url}/v1",
+               "--jwt-secret", REFERENCE_SECRET, "--heartbeat-s", chosen["heartbeat_s"],
+               "--session-ttl-s", chosen["session_ttl_s"], "--llm-timeout-s", chosen["upstream_timeout_s"],
+               "--database-url", f"sqlite+aiosqlite:///{workdir}/{name}.sqlite3", *extra]  # fmt: skip
+    return started(command, workdir, workdir / f"{name}_server.log")
+
+
 @contextlib.contextmanager
 def mock_and_reference(workdir: Path | None = None) -> Iterator[tuple[str, str]]:
     """(mock URL, reference server URL), both running until the block ends."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-")))
-        mock, mock_url = _started(
-            [
-                sys.executable,
-                "-m",
-                "mockllm",
-                "serve",
-                "--port",
-                "0",
-                "--seed",
-                "1",
-                "--ttft-ms",
-                "20",
-                "--itl-ms",
-                "5",
-            ],
-            workdir,
-            workdir / "mockllm.log",
-        )
+        mock, mock_url = start_mock(workdir)
         stack.callback(stop_process, mock)
-        reference, reference_url = _started(
-            [
-                sys.executable,
-                "-m",
-                "reference_server",
-                "--port",
-                "0",
-                "--llm-base-url",
-                f"{mock_url}/v1",
-                "--jwt-secret",
-                REFERENCE_SECRET,
-                "--heartbeat-s",
-                REFERENCE_SETTINGS["heartbeat_s"],
-                "--session-ttl-s",
-                REFERENCE_SETTINGS["session_ttl_s"],
-                "--llm-timeout-s",
-                REFERENCE_SETTINGS["upstream_timeout_s"],
-                "--database-url",
-                f"sqlite+aiosqlite:///{workdir}/reference.sqlite3",
-            ],
-            workdir,
-            workdir / "reference_server.log",
-        )
+        reference, reference_url = start_reference(workdir, mock_url)
         stack.callback(stop_process, reference)
         yield mock_url, reference_url

@@ -8,6 +8,7 @@ in the same format and runs the whole library on it. See scenarios/profiles/*.ya
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from ._catalog import CATALOG
 from ._grammar import Grammar, GrammarError
 from ._spec import Spec, SpecError, read_yaml
+from ._template import names_in
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 AUTH_KINDS = ("none", "bearer", "bearer-or-query")
@@ -24,6 +26,21 @@ FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "objec
 # Variables a profile's templates may use; scenarios and captures add their own.
 BASE_VARIABLES = frozenset({"message", "conversation", "user", "model", "project", "session", "marker"})
 Join = Literal["concat", "words"]
+# What a run assumes about the implementation unless told otherwise (`--setting NAME=VALUE`):
+# the contracts' own values, and the reference server's fixtures.
+DEFAULT_SETTINGS: dict[str, str] = {
+    "heartbeat_s": "30",
+    "session_ttl_s": "600",
+    "upstream_timeout_s": "60",
+    "allowed_model": "mock-model",
+    "forbidden_model": "gpt-4o",
+    "project_id": "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11",
+    "cors_origin": "http://localhost:5173",
+    "history_window": "10",
+}
+
+_STREAM_KEYS = ("grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat")
+_STREAM_KEYS += ("captures", "usage")
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,12 @@ class Call:
     stream: bool = False  # this response is the operation's event stream
     status: tuple[int, ...] = (200,)  # the statuses that mean success
     capture: Mapping[str, str] = field(default_factory=dict)  # variable -> JSON path of the answer
+
+    @property
+    def required_names(self) -> set[str]:
+        """Variables the call cannot do without (`{name}`, not `{name?}`)."""
+        text = str([self.path, dict(self.query), dict(self.headers), self.json])
+        return names_in(text) - set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\?\}", text))
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,7 @@ class StreamSpec:
     fields: Mapping[str, Mapping[str, str]]  # kind -> dotted field -> rule
     heartbeat_kinds: frozenset[str]
     captures: Mapping[str, tuple[str, str]]  # variable -> (kind, field)
+    usage: tuple[frozenset[str], str] | None = None  # (kinds, dotted field) of the API's output-token count
 
     @property
     def terminal(self) -> frozenset[str]:
@@ -158,7 +182,7 @@ def parse_profile(data: Any, source: str) -> Profile:
 
 
 def _stream(spec: Spec) -> StreamSpec:
-    spec.only("grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures")
+    spec.only(*_STREAM_KEYS)
     try:
         grammar = Grammar.parse(spec.get("grammar", str))
     except GrammarError as err:
@@ -186,10 +210,18 @@ def _stream(spec: Spec) -> StreamSpec:
     for variable, where in spec.items("captures"):
         where.only("kind", "field")
         captures[variable] = (where.get("kind", str), where.get("field", str))
+    usage = None
+    if "usage" in spec.data:
+        where = spec.sub("usage")
+        where.only("kind", "field")
+        usage = (frozenset(where.strings("kind")), where.get("field", str))
     done, error = frozenset(spec.strings("done")), frozenset(spec.strings("error"))
     text_kinds = frozenset(text.strings("kinds"))
     heartbeat = frozenset(spec.strings("heartbeat", ()))
-    for key, names in (("done", done), ("error", error), ("text.kinds", text_kinds), ("heartbeat", heartbeat)):
+    named = [("done", done), ("error", error), ("text.kinds", text_kinds), ("heartbeat", heartbeat)]
+    if usage is not None:
+        named.append(("usage.kind", usage[0]))
+    for key, names in named:
         unknown = names - grammar.symbols
         if unknown:
             raise spec.error(key, f"{', '.join(sorted(unknown))} not in the grammar {grammar.text!r}")
@@ -206,6 +238,7 @@ def _stream(spec: Spec) -> StreamSpec:
         fields=fields,
         heartbeat_kinds=heartbeat,
         captures=captures,
+        usage=usage,
     )
 
 

@@ -26,23 +26,11 @@ import jwt
 
 from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn
 from ._client import Request, StreamRead, send
-from ._profiles import Call, Operation, Profile
+from ._profiles import DEFAULT_SETTINGS, Call, Operation, Profile
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult
 from ._scenarios import Scenario, Step, Timing
-from ._template import TemplateError, json_path, names_in, render
+from ._template import TemplateError, json_path, render
 
-# What a run assumes about the implementation unless told otherwise (`--setting NAME=VALUE`):
-# the contracts' own values, and the reference server's fixtures.
-DEFAULT_SETTINGS: dict[str, str] = {
-    "heartbeat_s": "30",
-    "session_ttl_s": "600",
-    "upstream_timeout_s": "60",
-    "allowed_model": "mock-model",
-    "forbidden_model": "gpt-4o",
-    "project_id": "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11",
-    "cors_origin": "http://localhost:5173",
-    "history_window": "10",
-}
 # Answer rules the run adds at the mock while it runs (first, so they win), keyed by prompt text.
 MOCK_RULES = [
     {"match": {"contains": "[conformance:multibyte]"}, "answer": {"prose": {"multibyte": 0.5}}},
@@ -374,7 +362,7 @@ class ScenarioRun:
     def _needs_conversation(self, operation: Operation, variables: Mapping[str, Any]) -> bool:
         if operation.name == "open" or "open" not in self.profile.operations or variables.get("conversation"):
             return False
-        return any("conversation" in _required_names(call) for call in operation.calls)
+        return any("conversation" in call.required_names for call in operation.calls)
 
     async def _calls(
         self, index: int, operation: Operation, step: Step, variables: dict[str, Any], implicit: bool = False
@@ -525,12 +513,6 @@ class ScenarioRun:
         if failed:
             return
         self.turns.setdefault(str(conversation), []).append(Turn(message, answer, received, partial))
-
-
-def _required_names(call: Call) -> set[str]:
-    """Variables a call cannot do without (`{name}`, not `{name?}`)."""
-    text = str([call.path, dict(call.query), dict(call.headers), call.json])
-    return names_in(text) - set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\?\}", text))
 
 
 def _allows_success(expected: Any) -> bool:

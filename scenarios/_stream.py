@@ -59,10 +59,25 @@ def classify(spec: StreamSpec, event: SSEEvent) -> Classified:
         if isinstance(kind, str):
             return Classified(event, kind, payload)
     for rule in spec.kinds:
-        if rule.has is not None and rule.has in payload:
+        if rule.has is not None and field_value(payload, rule.has) is not None:
             return Classified(event, rule.kind, payload)
     where = f"no string `{spec.kind_field}` field" if spec.kind_field else "no rule of `kinds` matches"
     return Classified(event, None, payload, f"cannot tell the event's kind ({where}): {data[:80]!r}")
+
+
+def field_value(payload: Any, path: str) -> Any:
+    """The value at a dotted path (`delta.text`, `choices.0.delta.content`), None when absent."""
+    if "." not in path:
+        return payload.get(path) if isinstance(payload, dict) else None
+    current = payload
+    for part in path.split("."):
+        if isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current
 
 
 def join_text(spec: StreamSpec, pieces: list[str]) -> str:
@@ -89,7 +104,7 @@ def view(spec: StreamSpec, items: list[SSEEvent | SSEComment]) -> StreamView:
         if classified.kind in spec.terminal:
             out.terminal = position
         elif classified.kind in spec.text_kinds and isinstance(classified.payload, dict):
-            piece = classified.payload.get(spec.text_field)
+            piece = field_value(classified.payload, spec.text_field)
             if isinstance(piece, str):
                 pieces.append(piece)
                 out.text_events.append(position)

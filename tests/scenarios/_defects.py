@@ -21,7 +21,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -30,7 +30,7 @@ import msgspec
 from litestar import Litestar
 from litestar.exceptions import NotAuthorizedException
 
-from reference_server._cache import ResponseCache
+from reference_server._cache import ResponseCache, cache_key
 from reference_server._chat import ChatCore
 from reference_server._llm import ChatMessages
 
@@ -719,6 +719,17 @@ def health_down(scope: Scope, whole: Whole) -> Whole | None:
     return Whole(503, whole.headers, whole.body) if route(scope, "GET", r"/api/health/?") else None
 
 
+def health_status_renamed(scope: Scope, whole: Whole) -> Whole | None:
+    """health-status-renamed: GET /api/health answers 200 with `status` renamed `state` (its value and
+    the other fields kept), so only the answer's fields are wrong."""
+    if whole.status != 200 or not route(scope, "GET", r"/api/health/?"):
+        return None
+    payload = whole.json()
+    if not isinstance(payload, dict) or "status" not in payload:
+        return None
+    return whole.with_json({("state" if key == "status" else key): value for key, value in payload.items()})
+
+
 def _validation_problem(whole: Whole) -> str:
     """What a 4xx JSON body says, fields named, as one line."""
     payload = whole.json()
@@ -1133,6 +1144,50 @@ def cache_replaced(make: Callable[[ChatCore], Any]) -> Build:
         return app
 
     return build
+
+
+def cache_replayed_at_llm_pace(app: Litestar) -> ASGIApp:
+    """paced-cache (start-stream): a cache hit is replayed at the pace the LLM gave that answer: each
+    chunk waits as long as it took to come from upstream (the first one, the LLM's time to its first
+    token), so a hit comes no sooner than a miss. The text, the X-Cache header and the absence of an
+    LLM call stay right; a miss is the reference server's own stream."""
+    core = core_of(app)
+    stream, answer = core.llm.stream, core.answer
+    paces: dict[str, list[float]] = {}  # cache key -> each chunk's wait after the one before (completed answers)
+
+    async def timed(model: str, messages: ChatMessages, state: Any = None) -> AsyncIterator[str]:
+        waits: list[float] = []
+        last = time.monotonic()
+        async with contextlib.aclosing(stream(model, messages, state)) as chunks:
+            async for chunk in chunks:
+                now = time.monotonic()
+                waits.append(now - last)
+                last = now
+                yield chunk
+        paces[cache_key(model, messages)] = waits
+
+    async def paced(generator: AsyncGenerator[str, None], waits: list[float]) -> AsyncIterator[str]:
+        """The core's replay, each chunk taken from it only once its wait is over: a client that stops
+        during a wait has had every chunk the core counts as streamed (the partial answer stays right)."""
+        waiting = iter(waits)
+        async with contextlib.aclosing(generator):
+            while True:
+                await asyncio.sleep(next(waiting, 0.0))
+                try:
+                    chunk = await anext(generator)
+                except StopAsyncIteration:
+                    return
+                yield chunk
+
+    def answering(conversation_id: str, model: str, messages: ChatMessages, out: Any, **kw: Any) -> AsyncIterator[str]:
+        generator = answer(conversation_id, model, messages, out, **kw)
+        if kw.get("cached") is None:
+            return generator
+        return paced(generator, paces.get(cache_key(model, messages), []))  # type: ignore[arg-type]
+
+    core.llm.stream = timed  # type: ignore[method-assign]
+    core.answer = answering  # type: ignore[method-assign]
+    return app
 
 
 def anonymous_allowed(app: Litestar) -> ASGIApp:

@@ -384,6 +384,20 @@ _add(
     d.answers(d.health_down),
 )
 _add("no-cors", SS, "cors.allow-origin", "settings: no CORS origin allowed", cors_origins=[])
+_add(
+    "health-status-renamed",
+    SS,
+    "api.json",
+    "answer edit: GET /api/health answers 200 with `status` renamed `state` (value and other fields kept)",
+    d.answers(d.health_status_renamed),
+)
+_add(
+    "paced-cache",
+    ST,
+    "cache.faster",
+    "core: a cache hit is replayed at the LLM's own pace (each chunk as late as it came from upstream)",
+    d.cache_replayed_at_llm_pace,
+)
 
 # Valid but unusual: the suite must pass every check on them.
 _add("crlf", ALL, None, "stream edit: every line ended by CRLF", streams(d.LineEnds, eol="\r\n"))

@@ -1,0 +1,236 @@
+"""Command line: `python -m loadtests run | selftest | list`.
+
+`run` starts Locust on `loadtests/locustfile.py` (headless; with `--workers N`, a master and N
+worker processes on loopback), waits for it, and prints the run's headline figures from the result
+document it wrote. Exit 0 when the run completed with no failed stream, 1 when streams failed or the
+client was saturated (the figures are not valid), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from scenarios._spec import SpecError
+
+from ._config import LoadSettings, builtin_profiles, resolve_profile
+from ._shapes import builtin_shapes
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def loopback_only(url: str) -> None:
+    """Only loopback addresses are ever a load target."""
+    host = urlsplit(url).hostname
+    if not host or urlsplit(url).scheme != "http":
+        raise UsageError(f"--target: expected an http:// URL, got {url!r}")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError as exc:
+        raise UsageError(f"--target: cannot resolve {host!r}: {exc}") from None
+    if not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise UsageError(f"--target: {host} is not a loopback address; this harness only loads loopback targets")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, help="the implementation's base URL (loopback only)")
+    parser.add_argument(
+        "--profile",
+        default="openai-chat",
+        help=f"a contract profile or mock dialect ({', '.join(builtin_profiles())}) or a YAML file",
+    )
+    parser.add_argument("--shape", default="closed", help=f"a load shape ({', '.join(builtin_shapes())}) or a file")
+    parser.add_argument(
+        "--users", type=int, help="users (closed loop) or the user pool (open loop); default: the shape's"
+    )
+    parser.add_argument("--rate", type=float, help="open loop: arrivals per second; default: the shape's")
+    parser.add_argument("--run-time", type=float, dest="run_time_s", help="seconds; default: the shape's")
+    parser.add_argument("--mock", help="the mock LLM behind the target (sampled texts are checked in its journal)")
+    parser.add_argument("--workers", type=int, default=0, help="Locust worker processes (0: one local process)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--turns", type=int, default=1, help="turns per conversation")
+    parser.add_argument("--think-s", type=float, default=0.0, help="think time between a conversation's turns")
+    parser.add_argument("--max-tokens", type=int, default=64, help="answer length asked of a mock dialect")
+    parser.add_argument("--check-every", type=int, default=10, help="check every Nth stream's text (0: never)")
+    parser.add_argument("--jwt-secret", help="HS256 secret to mint each user's token (profiles with auth)")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a template variable of the profile (model, project ...)")  # fmt: skip
+    parser.add_argument("--slo-ttft-ms", type=float)
+    parser.add_argument("--slo-tpot-ms", type=float)
+    parser.add_argument("--slo-e2e-ms", type=float)
+    parser.add_argument("--json", dest="json_path", help="write the result document here")
+    parser.add_argument("--html", dest="html_path", help="write the HTML report here")
+    parser.add_argument("--parts-dir", help="each process also writes the figures it measured here")
+    parser.add_argument("--trace-dir", help="each process also writes every stream's TTFT and gaps here (JSON lines)")
+    parser.add_argument("--stream-timeout-s", type=float, default=120.0)
+
+
+def settings_of(args: argparse.Namespace) -> LoadSettings:
+    variables = {}
+    for item in args.var:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise UsageError(f"--var: expected NAME=VALUE, got {item!r}")
+        variables[name] = value
+    settings = LoadSettings(
+        profile=args.profile, shape=args.shape, users=args.users, rate=args.rate, run_time_s=args.run_time_s,
+        seed=args.seed, mock=args.mock, turns=args.turns, think_s=args.think_s, max_tokens=args.max_tokens,
+        check_every=args.check_every, jwt_secret=args.jwt_secret, variables=variables,
+        slo_ttft_ms=args.slo_ttft_ms, slo_tpot_ms=args.slo_tpot_ms, slo_e2e_ms=args.slo_e2e_ms,
+        json_path=args.json_path, html_path=args.html_path, parts_dir=args.parts_dir, trace_dir=args.trace_dir,
+        stream_timeout_s=args.stream_timeout_s,
+    )  # fmt: skip
+    try:
+        settings.load_profile()
+        settings.load_shape()
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    if settings.turns < 1:
+        raise UsageError("--turns: must be at least 1")
+    return settings
+
+
+def locust_options(settings: LoadSettings) -> list[str]:
+    options = []
+    for name, value in vars(settings).items():
+        if value is None or value == {}:
+            continue
+        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        options += [f"--lt-{name.replace('_', '-')}", text]
+    return options
+
+
+def run_locust(target: str, settings: LoadSettings, workers: int, *, quiet: bool = False) -> dict[str, Any]:
+    """Run Locust to the end of the shape and return the result document."""
+    loopback_only(target)
+    if settings.mock:
+        loopback_only(settings.mock)
+    with tempfile.TemporaryDirectory(prefix="loadtests-") as scratch:
+        if not settings.json_path:
+            settings.json_path = str(Path(scratch) / "result.json")
+        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target, "--headless",
+                  "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]  # fmt: skip
+        common += locust_options(settings)
+        out = subprocess.DEVNULL if quiet else None
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
+                                                                          os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        processes = []
+        if workers:
+            port = _free_port()
+            master = [*common, "--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+                      "--master-bind-port", str(port)]  # fmt: skip
+            processes.append(subprocess.Popen(master, stdout=out, stderr=out, env=env))
+            for _ in range(workers):
+                worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+                processes.append(subprocess.Popen(worker, stdout=out, stderr=out, env=env))
+        else:
+            processes.append(subprocess.Popen(common, stdout=out, stderr=out, env=env))
+        limit = settings.load_shape().run_time_s + settings.stream_timeout_s + 60
+        try:
+            processes[0].wait(timeout=limit)
+            for process in processes[1:]:
+                process.wait(timeout=30)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        path = Path(settings.json_path)
+        if not path.is_file():
+            raise RuntimeError(f"Locust ended (exit {processes[0].returncode}) without writing {path}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def summary(result: dict[str, Any]) -> str:
+    t, m, v = result["totals"], result["metrics"], result["validity"]
+
+    def figure(name: str, key: str = "p50") -> str:
+        value = m.get(name, {}).get(key)
+        return "-" if value is None else f"{value:.3f}"
+
+    ttft, itl = (
+        f"{figure('ttft_ms')} p99 {figure('ttft_ms', 'p99')}",
+        f"{figure('itl_ms')} p99 {figure('itl_ms', 'p99')}",
+    )
+
+    lines = [
+        f"{result['run']['profile']} @ {result['run']['target']}: {t['requests']} streams, {t['completed']} completed, "
+        f"{t['failed']} failed, {t['good']} within SLOs; {t['request_rate']:.2f} req/s, {t['token_rate']:.1f} tok/s",
+        f"  TTFT ms p50 {ttft} | ITL ms p50 {itl} | TPOT ms p50 {figure('tpot_ms')} | E2E ms p50 {figure('e2e_ms')}",
+        f"  client CPU max {v['client_cpu_percent']['max']}%, loop lag p99 {v['loop_lag_ms']['p99']} ms"
+        + ("" if v["valid"] else " — INVALID: " + "; ".join(v["reasons"])),
+    ]
+    for error in result["errors"][:5]:
+        lines.append(f"  error {error['kind']} x{error['count']}: {error['example'][:140]}")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    result = run_locust(args.target, settings, args.workers)
+    print(summary(result))
+    for path in (args.json_path, args.html_path):
+        if path:
+            print(path)
+    return 0 if result["totals"]["failed"] == 0 and result["validity"]["valid"] else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    for name in builtin_profiles():
+        print(f"profile {name:20} {resolve_profile(name).summary}")
+    from ._shapes import load_shape
+
+    for name in builtin_shapes():
+        shape = load_shape(name, users=None, rate=None, run_time_s=None)
+        print(f"shape   {name:20} {shape.loop} loop, {shape.run_time_s:g} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadtests", description="Load chat/SSE backends with Locust.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a load test")
+    add_run_options(run)
+    run.set_defaults(handler=_run)
+    listing = commands.add_parser("list", help="the built-in profiles and shapes")
+    listing.set_defaults(handler=_list)
+    from ._demo import add_demo
+    from ._selftest import add_selftest
+
+    add_selftest(commands)
+    add_demo(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"loadtests: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""A load run's settings and its result document, independent of Locust.
+
+The same settings come from the `python -m loadtests run` flags or from Locust's own command line
+(`locust -f loadtests/locustfile.py --lt-profile ...`): this module turns them into a profile, a
+shape and SLOs, and builds the JSON result document the reports read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios._profiles import PROFILE_DIR, Profile, load_profile
+from scenarios._spec import SpecError
+
+from ._shapes import Shape, load_shape
+from ._stats import LoadStats, Slo
+
+DIALECT_DIR = Path(__file__).parent / "dialects"
+VERSION = "0.1"
+
+
+def builtin_profiles() -> dict[str, Path]:
+    """Contract profiles (the conformance suite's) and the mock's dialects, by name."""
+    found = {p.stem: p for p in sorted(PROFILE_DIR.glob("*.yaml"))}
+    found.update({p.stem: p for p in sorted(DIALECT_DIR.glob("*.yaml"))})
+    return found
+
+
+def resolve_profile(name_or_path: str) -> Profile:
+    builtin = builtin_profiles()
+    if name_or_path in builtin:
+        return load_profile(str(builtin[name_or_path]))
+    if not Path(name_or_path).is_file():
+        raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({', '.join(builtin)})")
+    return load_profile(name_or_path)
+
+
+@dataclass
+class LoadSettings:
+    """Everything a load run needs besides the target URL."""
+
+    profile: str = "openai-chat"
+    shape: str = "closed"
+    users: int | None = None
+    rate: float | None = None
+    run_time_s: float | None = None
+    seed: int = 1
+    mock: str | None = None
+    turns: int = 1  # turns per conversation
+    think_s: float = 0.0  # between a conversation's turns
+    max_tokens: int = 64  # asked of a mock dialect
+    check_every: int = 10  # compare every Nth stream's text with the mock's journal (0: never)
+    jwt_secret: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)  # model, project ... for the profile's templates
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    slo_e2e_ms: float | None = None
+    drop_after_s: float = 5.0  # open loop: an arrival no user could take within this is dropped
+    stream_timeout_s: float = 120.0
+    json_path: str | None = None
+    html_path: str | None = None
+    parts_dir: str | None = None  # each process writes the figures it shipped (for the merge check)
+    trace_dir: str | None = None  # each process writes every stream's marker, TTFT and gaps (the self-test)
+
+    def load_shape(self) -> Shape:
+        return load_shape(self.shape, users=self.users, rate=self.rate, run_time_s=self.run_time_s)
+
+    def load_profile(self) -> Profile:
+        return resolve_profile(self.profile)
+
+    @property
+    def slo(self) -> Slo:
+        return Slo(self.slo_ttft_ms, self.slo_tpot_ms, self.slo_e2e_ms)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadSettings:
+        return cls(**json.loads(text))
+
+
+def run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def build_result(
+    stats: LoadStats,
+    settings: LoadSettings,
+    *,
+    target: str,
+    shape: Shape,
+    started_at: float,
+    window_s: float,
+    workers: int,
+    tool: str,
+    identifier: str | None = None,
+) -> dict[str, Any]:
+    """The load-run result document (see reports/load.py for how it is shown)."""
+    figures = stats.figures(window_s)
+    return {
+        "kind": "load-run",
+        "version": 1,
+        "run": {
+            "id": identifier or run_id(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_at)),
+            "duration_s": round(window_s, 3),
+            "target": target,
+            "profile": settings.profile,
+            "shape": shape.to_dict(),
+            "workers": workers,
+            "seed": settings.seed,
+            "mock": settings.mock,
+            "turns": settings.turns,
+            "tool": tool,
+            "slo": settings.slo.to_dict(),
+        },
+        "validity": stats.validity(),
+        **figures,
+    }
+
+
+def write_json(document: Any, path: str | os.PathLike[str]) -> Path:
+    """Write atomically: a reader never sees half a file, and a failed write keeps the old one."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,139 @@
+"""`python -m loadtests selftest`: measure a mock whose true timing is known, and report the error.
+
+The mock holds each token to an absolute deadline and journals when each write really went out
+(its `achieved` timing, on the machine's monotonic clock, which perf_counter shares across
+processes). The self-test starts
+such a mock, loads it through the same Locust user and stream meter a real run uses, and pairs each
+stream the client measured with the mock's own record of it (by the marker in its prompt): measured
+minus true, for TTFT and for every single inter-token gap, at p50 and p99. So the mock's own
+scheduling noise cancels out and what is left is the client's error. It fails when the p50 error of
+either exceeds 1 ms, or when the client was saturated (its figures would be its own delay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mockllm.pytest_plugin import stop_process
+from scenarios._launch import start_mock
+
+from ._config import LoadSettings
+
+P50_LIMIT_MS = 1.0
+
+
+def add_selftest(commands: Any) -> None:
+    parser = commands.add_parser("selftest", help="measure a mock of known timing; fail if the p50 error > 1 ms")
+    parser.add_argument("--ttft-ms", type=float, default=200.0)
+    parser.add_argument("--itl-ms", type=float, default=20.0)
+    parser.add_argument("--users", type=int, default=50, help="concurrent streams")
+    parser.add_argument("--run-time", type=float, default=10.0)
+    parser.add_argument("--max-tokens", type=int, default=50)
+    parser.add_argument("--json", help="write the figures here")
+    parser.set_defaults(handler=run_selftest)
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def pair_errors(traces: list[dict[str, Any]], journal: list[dict[str, Any]]) -> dict[str, Any]:
+    """Measured minus true (ms) for each stream's TTFT and each gap, pairing by the marker in the prompt."""
+    by_marker: dict[str, dict[str, Any]] = {}
+    for entry in journal:
+        prompt = entry.get("prompt") or ""
+        marker = prompt.split(" ", 1)[0]
+        if entry.get("achieved") and marker not in by_marker:
+            by_marker[marker] = entry["achieved"]
+    ttft_errors: list[float] = []
+    itl_errors: list[float] = []
+    unpaired = 0
+    for trace in traces:
+        achieved = by_marker.get(trace["marker"])
+        if achieved is None or len(achieved["itl_ms"]) != len(trace["gaps_ns"]):
+            unpaired += 1
+            continue
+        # TTFT: when the client read the first token minus when the mock wrote it (one system-wide clock).
+        ttft_errors.append((trace["first_token_ns"] / 1e9 - achieved["first_token_s"]) * 1e3)
+        itl_errors.extend(gap / 1e6 - true for gap, true in zip(trace["gaps_ns"], achieved["itl_ms"], strict=True))
+    out: dict[str, Any] = {"streams": len(ttft_errors), "gaps": len(itl_errors), "unpaired": unpaired}
+    for name, errors in (("ttft", ttft_errors), ("itl", itl_errors)):
+        for q in (50, 99):
+            value = _quantile(errors, q)
+            out[f"{name}_p{q}"] = None if value is None else round(value, 4)
+    return out
+
+
+def measure(url: str, *, users: int, run_time_s: float, max_tokens: int, workdir: Path) -> dict[str, Any]:
+    """Load the mock at `url` with one Locust process and return the paired errors and the run's figures."""
+    from .__main__ import run_locust
+
+    traces_dir = workdir / "traces"
+    settings = LoadSettings(profile="openai-chat", shape="closed", users=users, run_time_s=run_time_s,
+                            max_tokens=max_tokens, mock=url, check_every=0, trace_dir=str(traces_dir))  # fmt: skip
+    with httpx.Client(base_url=url, timeout=30) as admin:
+        admin.delete("/_mock/journal")
+        admin.patch("/_mock/config", json={"journal": {"max_entries": 200_000}})
+        result = run_locust(url, settings, 0, quiet=True)
+        journal = admin.get("/_mock/journal").json()["entries"]
+    traces = [json.loads(line) for path in traces_dir.glob("*.jsonl") for line in path.read_text().splitlines()]
+    errors = pair_errors(traces, journal)
+    totals = result["totals"]
+    seconds = result["run"]["duration_s"]
+    return {
+        "users": users,
+        "errors_ms": errors,
+        "events_per_s": round(totals["events"] / seconds, 1) if seconds else None,
+        "completed": totals["completed"],
+        "failed": totals["failed"],
+        "validity": result["validity"],
+        "measured": {k: result["metrics"].get(k, {}) for k in ("ttft_ms", "itl_ms")},
+    }
+
+
+def run_selftest(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="loadtests-selftest-"))
+    process, url = start_mock(workdir, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms)
+    try:
+        started = time.monotonic()
+        figures = measure(url, users=args.users, run_time_s=args.run_time, max_tokens=args.max_tokens,
+                          workdir=workdir)  # fmt: skip
+        took = time.monotonic() - started
+    finally:
+        stop_process(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+    errors, validity = figures["errors_ms"], figures["validity"]
+    print(f"self-test: {args.users} concurrent streams, mock TTFT {args.ttft_ms:g} ms / ITL {args.itl_ms:g} ms; "
+          f"{errors['streams']} streams and {errors['gaps']} gaps paired with the mock's journal "
+          f"({figures['events_per_s']} events/s, {took:.1f} s)")  # fmt: skip
+    for key in ("ttft_p50", "ttft_p99", "itl_p50", "itl_p99"):
+        value = errors[key]
+        print(f"  {key:9} measured - true = {value:+.3f} ms" if value is not None else f"  {key:9} not measured")
+    cpu, lag = validity["client_cpu_percent"]["max"], validity["loop_lag_ms"]["p99"]
+    print(f"  client CPU max {cpu}%, event-loop lag p99 {lag} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    failures = [k for k in ("ttft_p50", "itl_p50") if errors[k] is None or abs(errors[k]) > P50_LIMIT_MS]
+    if figures["failed"]:
+        failures.append(f"{figures['failed']} failed streams")
+    if errors["unpaired"]:
+        failures.append(f"{errors['unpaired']} streams not found in the mock's journal")
+    if not validity["valid"]:
+        failures.extend(validity["reasons"])
+    if failures:
+        print(f"self-test FAILED: {', '.join(failures)}")
+        return 1
+    print("self-test passed: p50 errors within 1 ms")
+    return 0
