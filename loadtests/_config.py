@@ -19,7 +19,7 @@ from typing import Any
 from scenarios._profiles import PROFILE_DIR, Profile, load_profile
 from scenarios._spec import SpecError
 
-from ._shapes import Shape, load_shape
+from ._shapes import Shape, load_shape, saturated
 from ._stats import LoadStats, Slo
 
 DIALECT_DIR = Path(__file__).parent / "dialects"
@@ -105,6 +105,17 @@ def build_result(
 ) -> dict[str, Any]:
     """The load-run result document (see reports/load.py for how it is shown)."""
     figures = stats.figures(window_s)
+    stages = []
+    if shape.loop == "open" and len(shape.stages) > 1:
+        begin = 0.0
+        for stage in shape.stages:
+            end = min(stage.until_s, window_s)
+            if end <= begin:
+                break
+            rates = stats.stage_rates(started_at, begin, end)
+            stages.append({"from_s": begin, "until_s": end, "offered_per_s": stage.rate, **rates,
+                           "saturated": saturated(stage.rate, rates)})  # fmt: skip
+            begin = stage.until_s
     return {
         "kind": "load-run",
         "version": 1,
@@ -121,6 +132,8 @@ def build_result(
             "turns": settings.turns,
             "tool": tool,
             "slo": settings.slo.to_dict(),
+            "stages": stages,
+            "saturation_rate": next((s["offered_per_s"] for s in stages if s["saturated"]), None),
         },
         "validity": stats.validity(),
         **figures,

@@ -26,7 +26,7 @@ from ._client import Connection, RequestFailed, Target, clock, encode_request
 from ._config import VERSION, LoadSettings, build_result, write_json
 from ._measure import StreamResult, same_text
 from ._session import ChatSession, LoadProfile
-from ._shapes import Shape, arrivals
+from ._shapes import Shape, arrivals, saturated
 from ._stats import LoadStats
 
 PROMPTS = (
@@ -88,6 +88,8 @@ class Plan:
         variables: dict[str, Any] = {"max_tokens": settings.max_tokens, **settings.variables}
         self.load = LoadProfile.of(settings.load_profile(), variables, jwt_secret=settings.jwt_secret,
                                    deadline_s=settings.stream_timeout_s)  # fmt: skip
+        if hasattr(self, "stats"):  # a worker reconfigured by the master's options
+            self.stats.slo = self.shipped.slo = settings.slo
 
     @property
     def worker_index(self) -> int:
@@ -313,14 +315,33 @@ class ChatUser(User):
 
 
 class YamlShape(LoadTestShape):
-    """The run's shape file as Locust's shape: users over time (closed loop) or the open loop's user pool."""
+    """The run's shape file as Locust's shape: users over time (closed loop) or the open loop's user pool.
+
+    A shape with `stop_at_saturation` ends the run once a finished step is found saturated (judged a
+    few seconds after it ends, when the workers' reports of it have arrived).
+    """
+
+    judged = 0  # steps judged so far
 
     def tick(self) -> tuple[int, float] | None:
         shape = PLAN.shape
-        level = shape.level(self.get_run_time())
+        run_time = self.get_run_time()
+        level = shape.level(run_time)
         if level is None:
+            return None
+        if shape.stop_at_saturation and self._saturated(shape, run_time):
             return None
         if shape.loop == "open":
             return shape.max_users, float(shape.max_users)
         users = max(1, round(level[0])) if level[0] > 0 else 0
         return users, float(max(users, 1) * 10)
+
+    def _saturated(self, shape: Shape, run_time: float) -> bool:
+        report_lag_s = 3.5
+        while self.judged < len(shape.stages) - 1 and run_time >= shape.stages[self.judged].until_s + report_lag_s:
+            stage = shape.stages[self.judged]
+            begin = shape.stages[self.judged - 1].until_s if self.judged else 0.0
+            self.judged += 1
+            if saturated(stage.rate, PLAN.stats.stage_rates(PLAN.started_at, begin, stage.until_s)):
+                return True
+        return False

@@ -197,3 +197,13 @@ def arrivals(shape: Shape, *, seed: int, share: float = 1.0, stream: int = 0) ->
                 if level is None or rng.random() * peak > level[1] * share:
                     continue
             yield t
+
+
+SATURATED_STARTED_SHARE = 0.9  # a step is saturated when fewer than 90% of its arrivals start ...
+SATURATED_FAILED_SHARE = 0.05  # ... or more than 5% of what started fails
+
+
+def saturated(offered_per_s: float, rates: dict[str, float]) -> bool:
+    """Whether an open-loop step's target could not keep up with its arrival rate."""
+    started, failed = rates["started_per_s"], rates["failed_per_s"]
+    return started < SATURATED_STARTED_SHARE * offered_per_s or failed > SATURATED_FAILED_SHARE * max(started, 1e-9)

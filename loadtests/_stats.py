@@ -236,6 +236,21 @@ class LoadStats:
             "loop_lag_ms": {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]},
         }
 
+    def stage_rates(self, start_epoch_s: float, from_s: float, until_s: float) -> dict[str, float]:
+        """Started, completed and failed requests per second in a span of the run (whole seconds inside it)."""
+        first = math.ceil(start_epoch_s + from_s)
+        last = math.floor(start_epoch_s + until_s)  # exclusive
+        seconds = max(last - first, 1)
+        sums = [0, 0, 0]
+        for second in range(first, last):
+            row = self.timeline.get(second)
+            if row:
+                for i in range(3):
+                    sums[i] += row[i]
+        started, completed, failed = (value / seconds for value in sums)
+        return {"started_per_s": round(started, 3), "completed_per_s": round(completed, 3),
+                "failed_per_s": round(failed, 3)}  # fmt: skip
+
     # --- the result document -----------------------------------------------------------------
 
     def figures(self, window_s: float) -> dict[str, Any]:
