@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._profiles import PROFILE_DIR, Profile, load_profile
-from scenarios._spec import SpecError
+from scenarios._spec import find_spec_file
 
 from ._shapes import Shape, load_shape, saturated
 from ._stats import LoadStats, Slo
@@ -34,12 +34,8 @@ def builtin_profiles() -> dict[str, Path]:
 
 
 def resolve_profile(name_or_path: str) -> Profile:
-    builtin = builtin_profiles()
-    if name_or_path in builtin:
-        return load_profile(str(builtin[name_or_path]))
-    if not Path(name_or_path).is_file():
-        raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({', '.join(builtin)})")
-    return load_profile(name_or_path)
+    """A contract profile or a mock dialect by name, or a profile file by path."""
+    return load_profile(str(find_spec_file(name_or_path, PROFILE_DIR, DIALECT_DIR, what="profile")))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios._spec import Spec, SpecError, read_yaml
+from scenarios._spec import Spec, find_spec_file, read_yaml
 
 SHAPE_DIR = Path(__file__).parent / "shapes"
 LOOPS = ("closed", "open")
@@ -88,12 +88,7 @@ def builtin_shapes() -> list[str]:
 
 def load_shape(name_or_path: str, *, users: int | None, rate: float | None, run_time_s: float | None) -> Shape:
     """A built-in shape by name or a shape file by path, resolved against the run's figures."""
-    path = Path(name_or_path)
-    if not path.suffix and (SHAPE_DIR / f"{name_or_path}.yaml").is_file():
-        path = SHAPE_DIR / f"{name_or_path}.yaml"
-    elif not path.is_file():
-        known = ", ".join(builtin_shapes())
-        raise SpecError(name_or_path, "", f"no such shape file, and not a built-in shape ({known})")
+    path = find_spec_file(name_or_path, SHAPE_DIR, what="shape")
     return parse_shape(read_yaml(path), str(path), users=users, rate=rate, run_time_s=run_time_s)
 
 

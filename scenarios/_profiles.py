@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ._catalog import CATALOG
 from ._grammar import Grammar, GrammarError
-from ._spec import Spec, SpecError, read_yaml
+from ._spec import Spec, find_spec_file, read_yaml
 from ._template import names_in
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -139,12 +139,7 @@ def builtin_profiles() -> list[str]:
 @cache
 def load_profile(name_or_path: str) -> Profile:
     """A built-in profile by name, or a profile file by path."""
-    path = Path(name_or_path)
-    if not path.suffix and (PROFILE_DIR / f"{name_or_path}.yaml").is_file():
-        path = PROFILE_DIR / f"{name_or_path}.yaml"
-    elif not path.is_file():
-        known = ", ".join(builtin_profiles())
-        raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({known})")
+    path = find_spec_file(name_or_path, PROFILE_DIR, what="profile")
     return parse_profile(read_yaml(path), str(path))
 
 

@@ -91,3 +91,15 @@ class Spec:
             if not isinstance(item, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {_type_name(item)}")
         return tuple(value)
+
+
+def find_spec_file(name_or_path: str, *folders: Path, what: str) -> Path:
+    """A built-in file by name (`sessions` in one of `folders`), or a file by path; SpecError if neither."""
+    if not Path(name_or_path).suffix:
+        for folder in folders:
+            if (folder / f"{name_or_path}.yaml").is_file():
+                return folder / f"{name_or_path}.yaml"
+    if Path(name_or_path).is_file():
+        return Path(name_or_path)
+    known = ", ".join(sorted({p.stem for folder in folders for p in folder.glob("*.yaml")}))
+    raise SpecError(name_or_path, "", f"no such {what} file, and not a built-in {what} ({known})")

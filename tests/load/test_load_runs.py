@@ -143,18 +143,19 @@ def test_the_self_test_pairs_every_stream_with_the_mocks_record(tmp_path):
 
 
 def test_a_sweep_stops_at_the_first_saturated_step(servers, tmp_path):
-    """Five users, each stream ~0.5 s: about 10 streams/s is all the target can start, so the sweep
-    (8, 16, 24, 32, 40 arrivals/s, 4 s a step) must stop after the 16/s step, well before 20 s."""
+    """Eight users, each stream ~0.5 s: about 16 streams/s is all the target can start. A sweep of
+    4, 40, 60 and 80 arrivals/s (4 s a step) runs the first step easily and must stop after the
+    second, well before its 16 s."""
     mock_url, _ = servers
     shape = tmp_path / "sweep.yaml"
-    steps = "".join(f"  - {{until: {4 * i}, rate: {8 * i}}}\n" for i in range(1, 6))
-    shape.write_text(f"name: tight-sweep\nloop: open\narrivals: constant\nmax_users: 5\nstop_at_saturation: true\n"
+    steps = "".join(f"  - {{until: {4 * i}, rate: {rate}}}\n" for i, rate in enumerate((4, 40, 60, 80), start=1))
+    shape.write_text(f"name: tight-sweep\nloop: open\narrivals: constant\nmax_users: 8\nstop_at_saturation: true\n"
                      f"stages:\n{steps}")  # fmt: skip
     done, result = run("run", "--target", mock_url, "--profile", "openai-chat", "--shape", str(shape),
                        "--max-tokens", "35", "--json", str(tmp_path / "r.json"))  # fmt: skip
     assert result is not None, done.stdout + done.stderr
     stages = result["run"]["stages"]
-    assert not stages[0]["saturated"] and stages[0]["started_per_s"] == pytest.approx(8, abs=1.5)
-    assert result["run"]["saturation_rate"] == 16
-    assert result["run"]["duration_s"] < 16
+    assert not stages[0]["saturated"] and stages[0]["started_per_s"] == pytest.approx(4, abs=1), stages
+    assert result["run"]["saturation_rate"] == 40, stages
+    assert result["run"]["duration_s"] < 15
     assert result["totals"]["dropped"] + result["totals"]["late"] > 0

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,29 +18,11 @@ from pathlib import Path
 import pytest
 from refserver_helpers import free_port
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.chromium import CHROMIUM_ARGS, chromium_or_skip
+
 PAGES = Path(__file__).parent / "pages"
 ITL_MS = 40
 PACED = {"timing": {"ttft_ms": 0, "itl_ms": ITL_MS}, "answers": {"default": {"prose": {"length_tokens": 12}}}}
-# As the machine notes advise: no background networking (the sandbox refuses it), no GPU, and
-# --no-sandbox because tests run as root here.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _browser_or_skip() -> str:
-    if Path(CHROMIUM).exists() and shutil.which(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("REFSERVER_REQUIRE_SERVICES"):
-        pytest.fail(f"{CHROMIUM} is missing (REFSERVER_REQUIRE_SERVICES is set): apt-get install chromium")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -63,7 +43,7 @@ def page_origin() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = _browser_or_skip()
+    executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

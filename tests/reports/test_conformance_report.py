@@ -13,8 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +20,7 @@ from reports import render_conformance, write_conformance
 from reports.__main__ import main
 from reports.conformance import raw_view
 from scenarios._results import CheckResult, Exchange, RunResult, ScenarioResult, StreamEvent, StreamRecord
+from tests.chromium import CHROMIUM_ARGS, chromium_or_skip
 
 SCRIPT = "<script>alert(1)</script>"
 TARGET = "http://127.0.0.1:8123"
@@ -250,29 +249,9 @@ def test_cli_renders_a_saved_result(tmp_path, capsys):
 
 # --- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-# As tests/reference_server/test_ref_browser.py: no background networking, no GPU, no sandbox (root).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _browser_or_skip() -> str:
-    if Path(CHROMIUM).exists() and shutil.which(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("REFSERVER_REQUIRE_SERVICES"):
-        pytest.fail(f"{CHROMIUM} is missing (REFSERVER_REQUIRE_SERVICES is set): apt-get install chromium")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-
 
 def test_in_chromium_failed_is_open_and_the_filter_hides_passed(tmp_path):
-    executable = _browser_or_skip()
+    executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     path = write_conformance(_run(), tmp_path / "report.html")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -36,6 +35,7 @@ from reports.load import (
     write_load,
 )
 from scenarios._results import CheckResult, RunResult, ScenarioResult
+from tests.chromium import CHROMIUM_ARGS, chromium_or_skip
 
 MARKUP = "</script><script>alert(1)</script>"
 
@@ -453,17 +453,6 @@ def test_cli_index_refuses_bad_input(tmp_path, capsys):
 
 # --- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-# As tests/reference_server/test_ref_browser.py: no background networking, no GPU, no sandbox (root).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # For each chart: its canvas size, how many pixels carry any ink, and how many are (nearly) the colour of
 # one of its series, which only a drawn series puts there (axes and labels are grey).
@@ -487,17 +476,9 @@ CANVAS_SCAN = """
 """
 
 
-def _browser_or_skip() -> str:
-    if Path(CHROMIUM).exists() and shutil.which(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("REFSERVER_REQUIRE_SERVICES"):
-        pytest.fail(f"{CHROMIUM} is missing (REFSERVER_REQUIRE_SERVICES is set): apt-get install chromium")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    executable = _browser_or_skip()
+    executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
