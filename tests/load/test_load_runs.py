@@ -43,11 +43,12 @@ def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[s
 def test_a_mock_dialect_run_measures_the_true_timing(servers, tmp_path):
     mock_url, _ = servers
     done, result = run("run", "--target", mock_url, "--profile", "openai-chat", "--users", "8", "--run-time", "4",
-                       "--max-tokens", "20", "--mock", mock_url, "--check-every", "3", "--slo-ttft-ms", "1000",
+                       "--max-tokens", "20", "--mock", mock_url, "--check-every", "3", "--slo-ttft-ms", "60000",
                        "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     totals, metrics = result["totals"], result["metrics"]
-    assert totals["completed"] > 8 and totals["failed"] == 0 and totals["good"] == totals["completed"]
+    assert totals["completed"] > 8 and totals["failed"] == 0
+    assert totals["good"] == totals["completed"]  # a generous SLO: every completed stream is good
     assert totals["text_checked"] > 0 and totals["text_mismatch"] == 0
     assert TTFT_MS <= metrics["ttft_ms"]["p50"] < TTFT_MS + 25
     assert ITL_MS - 2 < metrics["itl_ms"]["p50"] < ITL_MS + 5
