@@ -50,9 +50,10 @@ def test_a_mock_dialect_run_measures_the_true_timing(servers, tmp_path):
     assert totals["completed"] > 8 and totals["failed"] == 0
     assert totals["good"] == totals["completed"]  # a generous SLO: every completed stream is good
     assert totals["text_checked"] > 0 and totals["text_mismatch"] == 0
-    # No client can see a token before the mock sends it; how close it comes is the benchmark's business.
-    # The mean gap, unlike its median, holds when a starved client reads several events at once.
-    assert metrics["ttft_ms"]["min"] >= TTFT_MS and metrics["ttft_ms"]["p50"] < TTFT_MS * 10
+    # No client can see a token before the mock sends it (the mock's libuv timers may fire up to 1 ms
+    # early); how close it comes is the benchmark's business. The mean gap, unlike its median, holds
+    # when a starved client reads several events at once.
+    assert metrics["ttft_ms"]["min"] >= TTFT_MS - 1 and metrics["ttft_ms"]["p50"] < TTFT_MS * 10
     assert ITL_MS / 2 < metrics["itl_ms"]["mean"] < ITL_MS * 10
     assert metrics["output_tokens"]["max"] <= 20
     assert (tmp_path / "r.html").read_text().count("uPlot") >= 1
