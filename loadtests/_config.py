@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reports.conformance import write_atomic
 from scenarios._profiles import PROFILE_DIR, Profile, load_profile
 from scenarios._spec import find_spec_file
 
@@ -137,15 +137,5 @@ def build_result(
 
 
 def write_json(document: Any, path: str | os.PathLike[str]) -> Path:
-    """Write atomically: a reader never sees half a file, and a failed write keeps the old one."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write atomically (the reports' writer): a reader never sees half a file, a failed write keeps the old one."""
+    return write_atomic(Path(path), json.dumps(document, indent=1))

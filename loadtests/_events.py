@@ -41,13 +41,12 @@ class EventSplitter:
             self._started = True
             if buffer.startswith(_BOM):
                 buffer = buffer[3:]
-        if b"\n\n" not in buffer:
-            self._buffer = buffer
-            return []
         if buffer[:1] == b"\n":  # a blank line right after a dispatch, which the split below would lose
             buffer = buffer.lstrip(b"\n")
         blocks = buffer.split(b"\n\n")
         self._buffer = blocks.pop()
+        if not blocks:
+            return []
         events = []
         for block in blocks:
             event = _event(block)

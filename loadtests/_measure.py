@@ -68,6 +68,7 @@ class StreamRules:
     text_path: Path
     done: frozenset[str]
     error: frozenset[str]
+    terminal: frozenset[str]
     sentinel: str | None
     usage: tuple[frozenset[str], Path] | None
     captures: dict[str, tuple[tuple[str, Path], ...]]  # kind -> ((variable, field path), ...)
@@ -83,6 +84,7 @@ class StreamRules:
             text_path=compile_path(spec.text_field),
             done=spec.done,
             error=spec.error,
+            terminal=spec.terminal,
             sentinel=spec.sentinel,
             usage=(spec.usage[0], compile_path(spec.usage[1])) if spec.usage else None,
             captures=_captures(spec),
@@ -185,10 +187,6 @@ class StreamMeter:
     def result(self) -> StreamResult:
         return self._result
 
-    @property
-    def terminated(self) -> bool:
-        return self._terminal_kind is not None
-
     def headers(self, t: int) -> None:
         self._result.t_headers = t
 
@@ -225,7 +223,7 @@ class StreamMeter:
                 count = get_path(payload, rules.usage[1])
                 if type(count) is int:
                     result.usage_tokens = count
-            if kind in rules.done or kind in rules.error:
+            if kind in rules.terminal:
                 self._terminal_kind = kind
                 result.t_terminal = t
                 if kind in rules.error:

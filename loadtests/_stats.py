@@ -163,7 +163,9 @@ class LoadStats:
         return (t + self.epoch_offset_ns) // 1_000_000_000
 
     def _bucket(self, t: int) -> list[int]:
-        second = self._second(t)
+        return self._row(self._second(t))
+
+    def _row(self, second: int) -> list[int]:
         row = self.timeline.get(second)
         if row is None:
             row = self.timeline[second] = [0, 0, 0, 0, 0]
@@ -176,8 +178,7 @@ class LoadStats:
         while True:
             edge = (second + 1) * 1_000_000_000
             piece = min(end_abs, edge) - max(start_abs, second * 1_000_000_000)
-            row = self.timeline.get(second) or self.timeline.setdefault(second, [0, 0, 0, 0, 0])
-            row[_T_ACTIVE] += max(piece, 0) // NS_PER_US
+            self._row(second)[_T_ACTIVE] += max(piece, 0) // NS_PER_US
             if end_abs <= edge:
                 break
             second += 1
@@ -213,7 +214,7 @@ class LoadStats:
         for kind, (count, example) in part.get("errors", {}).items():
             self.error(kind, example, count)
         for second, row in part.get("timeline", {}).items():
-            mine = self.timeline.setdefault(int(second), [0, 0, 0, 0, 0])
+            mine = self._row(int(second))
             for i, value in enumerate(row):
                 mine[i] += value
         if "cpu" in part:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import threading
 from typing import Any
 
+from ._listen import BACKLOG, listening_socket
 from ._settings import ALL_PROFILES, Settings, SettingsError, load_settings, to_environ
 
 # Flag -> setting, for flags that map one to one (type conversion happens in the settings parser).
@@ -147,19 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ._app import create_app
 
-    # Bind first, so that `--port 0` works and the address printed is the real one; connections
-    # made before the app has started wait in the listen backlog.
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock = listening_socket(settings.host, settings.port)
     except OSError as err:
         print(f"reference_server: cannot listen on {settings.host}:{settings.port}: {err.strerror}", file=sys.stderr)
         return 1
-    sock.listen(2048)
     port = sock.getsockname()[1]
     print(f"reference_server ({', '.join(settings.profiles)}) listening on http://{settings.host}:{port}", flush=True)
-    uvicorn.Server(uvicorn.Config(create_app(settings), backlog=2048, **common)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(create_app(settings), backlog=BACKLOG, **common)).run(sockets=[sock])
     return 0
 
 

@@ -94,19 +94,11 @@ def _reference(out: Path) -> int:
 
 def conform_reference(mock: str, target: str, out: Path) -> bool:
     """Run the library on all five profiles of a running reference server; write JSON, JUnit and HTML."""
-    from ._launch import REFERENCE_SECRET, REFERENCE_SETTINGS
+    from ._launch import reference_config
 
     ok = True
     for name in builtin_profiles():
-        config = RunConfig(
-            target=target,
-            profile=load_profile(name),
-            mock=mock,
-            scenarios=library(),
-            settings=REFERENCE_SETTINGS,
-            credentials=Credentials(secret=REFERENCE_SECRET),
-        )
-        result = asyncio.run(run(config))
+        result = asyncio.run(run(reference_config(mock, target, name)))
         _atomic_write(out / f"{name}.json", json.dumps(result.to_dict(), indent=1).encode())
         _atomic_write(out / f"{name}.xml", junit_xml(result))
         from reports.conformance import write_conformance

@@ -16,6 +16,10 @@ from pathlib import Path
 
 from mockllm.pytest_plugin import stop_process
 
+from ._profiles import load_profile
+from ._runner import Credentials, RunConfig
+from ._scenarios import library
+
 START_TIMEOUT_S = 30.0
 # Short timings, so the scenarios that wait (expiry, heartbeats, upstream timeout) fit the budget.
 REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5"}
@@ -58,6 +62,18 @@ def start_reference(
                "--session-ttl-s", chosen["session_ttl_s"], "--llm-timeout-s", chosen["upstream_timeout_s"],
                "--database-url", f"sqlite+aiosqlite:///{workdir}/{name}.sqlite3", *extra]  # fmt: skip
     return started(command, workdir, workdir / f"{name}_server.log")
+
+
+def reference_config(mock_url: str, target: str, profile: str) -> RunConfig:
+    """The whole library on one profile of a reference server started with `REFERENCE_SETTINGS`."""
+    return RunConfig(
+        target=target,
+        profile=load_profile(profile),
+        mock=mock_url,
+        scenarios=library(),
+        settings=REFERENCE_SETTINGS,
+        credentials=Credentials(secret=REFERENCE_SECRET),
+    )
 
 
 @contextlib.contextmanager

@@ -39,8 +39,9 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "history_window": "10",
 }
 
-_STREAM_KEYS = ("grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat")
-_STREAM_KEYS += ("captures", "usage")
+_STREAM_KEYS = (
+    "grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures", "usage",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

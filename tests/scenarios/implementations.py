@@ -21,7 +21,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_server._app import create_app
+from reference_server._listen import BACKLOG, listening_socket
 from reference_server._settings import ALL_PROFILES, DEFAULT_PROJECT_ID, Settings, parse_settings
 
 from . import _defects as d
@@ -605,18 +605,13 @@ def main(argv: list[str] | None = None) -> int:
             data_dir.mkdir(parents=True, exist_ok=True)
         else:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fixture-impls-")))
-        # Bound first, so that --port 0 works and the printed address is the real one; a request made
-        # before uvicorn runs waits in the listen backlog.
-        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((args.host, args.port))
+            sock = listening_socket(args.host, args.port)
         except OSError as err:
             print(f"implementations: cannot listen on {args.host}:{args.port}: {err.strerror}", file=sys.stderr)
             return 1
-        sock.listen(2048)
         host = FixtureHost(openai_base_url(args.llm_base_url), data_dir, warm=not args.lazy)
-        config = uvicorn.Config(host, log_level="warning", lifespan="on", backlog=2048, timeout_graceful_shutdown=2)
+        config = uvicorn.Config(host, log_level="warning", lifespan="on", backlog=BACKLOG, timeout_graceful_shutdown=2)
         print(f"implementations listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
         # found: this one ends the process with status 0, the temporary directory removed.

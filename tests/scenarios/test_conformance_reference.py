@@ -14,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from mockllm.pytest_plugin import MockLLMProcess, stop_process
-from scenarios._profiles import builtin_profiles, load_profile
-from scenarios._runner import Credentials, RunConfig, run
-from scenarios._scenarios import library
+from scenarios._launch import REFERENCE_SETTINGS, reference_config, start_reference
+from scenarios._profiles import builtin_profiles
+from scenarios._runner import run
 
-SECRET = "conformance-reference-secret-0123456789abcdef"
-SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5"}
 # The MUST checks the library must actually judge (not leave unchecked) on the reference server.
 JUDGED_SOMEWHERE = {
     "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.grammar",
@@ -45,20 +43,7 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def reference(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("reference")
-    command = [
-        sys.executable, "-m", "reference_server", "--port", "0", "--llm-base-url", f"{upstream}/v1",
-        "--jwt-secret", SECRET, "--heartbeat-s", "0.5", "--session-ttl-s", "1.5", "--llm-timeout-s", "5",
-        "--database-url", f"sqlite+aiosqlite:///{workdir}/ref.sqlite3",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "listening on " in line:
-            url = line.rsplit("listening on ", 1)[1].strip()
-            break
-    else:
-        raise RuntimeError("the reference server did not start")
+    process, url = start_reference(tmp_path_factory.mktemp("reference"), upstream)
     try:
         yield url
     finally:
@@ -67,15 +52,7 @@ def reference(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.mark.parametrize("profile", builtin_profiles())
 def test_reference_server_passes_every_must_check(profile: str, reference: str, upstream: str) -> None:
-    config = RunConfig(
-        target=reference,
-        profile=load_profile(profile),
-        mock=upstream,
-        scenarios=library(),
-        settings=SETTINGS,
-        credentials=Credentials(secret=SECRET),
-    )
-    result = asyncio.run(run(config))
+    result = asyncio.run(run(reference_config(upstream, reference, profile)))
     failures = [f"{name}: {c.check}: {c.message}" for name, c in result.must_failures]
     errors = [f"{s.name}: {s.reason}" for s in result.scenarios if s.verdict == "error"]
     assert not failures and not errors, "\n".join(failures + errors)
@@ -101,7 +78,7 @@ def test_cli_writes_reports_and_exits_zero(reference: str, upstream: str, tmp_pa
         sys.executable, "-m", "scenarios", "run", "--target", reference, "--profile", "start-stream",
         "--mock", upstream, "--tag", "cache", "--tag", "sessions", "--json", str(tmp_path / "run.json"),
         "--junit", str(tmp_path / "junit.xml"),
-        *[arg for name, value in SETTINGS.items() for arg in ("--setting", f"{name}={value}")],
+        *[arg for name, value in REFERENCE_SETTINGS.items() for arg in ("--setting", f"{name}={value}")],
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
