@@ -19,7 +19,7 @@ from typing import Any
 from ._profiles import FIELD_RULES, Operation, Profile
 from ._results import Exchange
 from ._stream import SENTINEL, StreamView, field_value, normalize
-from ._template import json_path
+from ._template import json_path, json_values
 
 
 @dataclass(frozen=True)
@@ -165,19 +165,30 @@ for _name, _default in {
 @check("api.json")
 def _api_json(view: StepView, param: Any) -> Outcome:
     body = view.body_json()
-    if not isinstance(body, dict):
-        return Fail("the answer is not a JSON object")
-    for path, rule in param.items():
+    if body is None:
+        return Fail("the answer is not JSON")
+    problem = answer_problem(param, body)
+    return Fail(f"the answer {problem}") if problem else Pass()
+
+
+def answer_problem(rules: Mapping[str, Any], body: Any) -> str | None:
+    """What is wrong with a JSON answer against `path -> rule`: a field rule, or the exact value.
+
+    A `*` in a path stands for every item of a list, so `history.*.timestamp` judges each message.
+    """
+    for path, rule in rules.items():
         try:
-            value = json_path(body, path)
-        except KeyError:
-            return Fail(f"the answer has no `{path}`")
-        problem = field_problem(rule, value, "") if rule in FIELD_RULES else None
-        if rule not in FIELD_RULES and value != rule:
-            problem = f"is {value!r}, expected {rule!r}"
-        if problem:
-            return Fail(f"`{path}` {problem}")
-    return Pass()
+            found = json_values(body, path)
+        except KeyError as missing:
+            return f"has no `{missing.args[0]}`"
+        for where, value in found:
+            if rule in FIELD_RULES:
+                problem = field_problem(rule, value, "")
+            else:
+                problem = None if value == rule else f"is {value!r}, expected {rule!r}"
+            if problem:
+                return f"`{where}` {problem}"
+    return None
 
 
 @check("validation.body")
@@ -379,6 +390,8 @@ def field_problem(rule: str, value: Any, joined: str) -> str | None:
         return None if isinstance(value, int) and not isinstance(value, bool) else f"is {value!r}, not an integer"
     if rule == "object":
         return None if isinstance(value, dict) else f"is {value!r}, not an object"
+    if rule == "list":
+        return None if isinstance(value, list) else f"is {value!r}, not a list"
     if rule == "uuid":
         try:
             uuid.UUID(str(value))

@@ -22,7 +22,7 @@ from ._template import names_in
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 AUTH_KINDS = ("none", "bearer", "bearer-or-query")
-FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "object", "joined-text", "present")
+FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "object", "list", "joined-text", "present")
 # Variables a profile's templates may use; scenarios and captures add their own.
 BASE_VARIABLES = frozenset({"message", "conversation", "user", "model", "project", "session", "marker"})
 Join = Literal["concat", "words"]
@@ -57,6 +57,9 @@ class Call:
     stream: bool = False  # this response is the operation's event stream
     status: tuple[int, ...] = (200,)  # the statuses that mean success
     capture: Mapping[str, str] = field(default_factory=dict)  # variable -> JSON path of the answer
+    # JSON path (`*`: every list item) -> field rule or exact value (a template): the answer's fields
+    # that the contract gives, judged as `api.json` on every successful call
+    answer: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def required_names(self) -> set[str]:
@@ -256,7 +259,7 @@ def _operation(name: str, spec: Spec) -> Operation:
 
 
 def _call(spec: Spec) -> Call:
-    spec.only("method", "path", "query", "headers", "json", "auth", "stream", "status", "capture")
+    spec.only("method", "path", "query", "headers", "json", "auth", "stream", "status", "capture", "answer")
     method = spec.get("method", str).upper()
     if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         raise spec.error("method", f"unsupported HTTP method {method!r}")
@@ -264,6 +267,7 @@ def _call(spec: Spec) -> Call:
     if not path.startswith("/"):
         raise spec.error("path", f"must start with '/', got {path!r}")
     status = spec.get("status", (int, list), 200)
+    stream = spec.get("stream", bool, False)
     statuses = (status,) if isinstance(status, int) else tuple(status)
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
         raise spec.error("status", f"expected HTTP status codes, got {status!r}")
@@ -274,7 +278,21 @@ def _call(spec: Spec) -> Call:
         headers={str(k): str(v) for k, v in spec.get("headers", dict, {}).items()},
         json=spec.data.get("json"),
         auth=spec.get("auth", bool, True),
-        stream=spec.get("stream", bool, False),
+        stream=stream,
         status=statuses,
         capture={str(k): str(v) for k, v in spec.get("capture", dict, {}).items()},
+        answer=_answer(spec, stream),
     )
+
+
+def _answer(spec: Spec, stream: bool) -> dict[str, Any]:
+    answer = spec.get("answer", dict, {})
+    if answer and stream:
+        raise spec.error("answer", "a stream call's events are described under `stream.fields`, not `answer`")
+    for path, rule in answer.items():
+        if not isinstance(path, str) or not path:
+            raise spec.error("answer", f"expected JSON paths as keys, got {path!r}")
+        if rule == "joined-text" or isinstance(rule, (dict, list)):
+            rules = ", ".join(r for r in FIELD_RULES if r != "joined-text")
+            raise spec.error(f"answer.{path}", f"expected a field rule ({rules}) or an exact value, got {rule!r}")
+    return answer

@@ -24,14 +24,14 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 
-from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn
+from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem
 from ._client import Request, StreamRead, send
 from ._profiles import DEFAULT_SETTINGS, Call, Operation, Profile
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult
 from ._scenarios import Scenario, Step, Timing
 from ._template import TemplateError, json_path, render
 
-# Answer rules the run adds at the mock while it runs (first, so they win), keyed by prompt text.
+# Answer rules the run puts first at the mock (so they win), keyed by tags only its prompts carry.
 MOCK_RULES = [
     {"match": {"contains": "[conformance:multibyte]"}, "answer": {"prose": {"multibyte": 0.5}}},
     {"match": {"contains": "[conformance:short]"}, "answer": {"fixed": "Short answer."}},
@@ -123,47 +123,46 @@ async def run(config: RunConfig) -> RunResult:
     run_id = uuid.uuid4().hex[:6]
     limits = httpx.Limits(max_connections=config.concurrency * 4, max_keepalive_connections=config.concurrency * 2)
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=limits) as client:
-        restore = await _install_mock_rules(client, config.mock)
-        try:
-            shared = [s for s in config.scenarios if not s.exclusive]
-            exclusive = [s for s in config.scenarios if s.exclusive]
-            gate = asyncio.Semaphore(config.concurrency)
-            done = 0
+        await _install_mock_rules(client, config.mock)
+        shared = [s for s in config.scenarios if not s.exclusive]
+        exclusive = [s for s in config.scenarios if s.exclusive]
+        gate = asyncio.Semaphore(config.concurrency)
+        done = 0
 
-            async def one(scenario: Scenario) -> ScenarioResult:
-                nonlocal done
-                async with gate:
-                    outcome = await ScenarioRun(config, settings, client, run_id, scenario).run()
-                done += 1
-                if config.progress:
-                    config.progress(outcome, done, len(config.scenarios))
-                return outcome
+        async def one(scenario: Scenario) -> ScenarioResult:
+            nonlocal done
+            async with gate:
+                outcome = await ScenarioRun(config, settings, client, run_id, scenario).run()
+            done += 1
+            if config.progress:
+                config.progress(outcome, done, len(config.scenarios))
+            return outcome
 
-            result.scenarios = list(await asyncio.gather(*(one(s) for s in shared)))
-            for scenario in exclusive:
-                result.scenarios.append(await one(scenario))
-        finally:
-            await restore()
+        result.scenarios = list(await asyncio.gather(*(one(s) for s in shared)))
+        for scenario in exclusive:
+            result.scenarios.append(await one(scenario))
     order = {s.name: i for i, s in enumerate(config.scenarios)}
     result.scenarios.sort(key=lambda s: order.get(s.name, 0))
     result.duration_s = perf_counter() - started
     return result
 
 
-async def _install_mock_rules(client: httpx.AsyncClient, mock: str) -> Callable[[], Any]:
-    """Add the run's answer rules at the mock; the returned coroutine function puts the old ones back."""
+async def _install_mock_rules(client: httpx.AsyncClient, mock: str) -> None:
+    """Put the run's answer rules first at the mock, once.
+
+    They are left there: other runs against the same mock may be using them, and they answer
+    only prompts that carry their `[conformance:...]` tags, so the mock's own rules are unchanged
+    for every other request.
+    """
     try:
         response = await client.get(f"{mock}/_mock/config")
         response.raise_for_status()
     except httpx.HTTPError as err:
         raise UsageError(f"--mock {mock}: the mock LLM's admin API does not answer ({err})") from None
     rules = response.json().get("answers", {}).get("rules", [])
-    await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": MOCK_RULES + rules}})
-
-    async def restore() -> None:
-        await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": rules}})
-
-    return restore
+    if rules[: len(MOCK_RULES)] != MOCK_RULES:
+        others = [rule for rule in rules if rule not in MOCK_RULES]
+        await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": MOCK_RULES + others}})
 
 
 @dataclass
@@ -174,6 +173,7 @@ class StepRun:
     final: Exchange | None = None
     ok: bool = True
     stream: StreamRead | None = None
+    answers: list[str | None] = field(default_factory=list)  # per judged answer: what is wrong, or None
 
 
 class ScenarioRun:
@@ -304,6 +304,7 @@ class ScenarioRun:
             return
         operation = self.profile.operations[step.do]
         variables = self._variables(step)
+        opened_answers: list[str | None] = []
         if self._needs_conversation(operation, variables):
             opened = await self._calls(index, self.profile.operations["open"], step, variables, implicit=True)
             self.result.exchanges.extend(opened.exchanges)
@@ -313,6 +314,7 @@ class ScenarioRun:
                 )
                 return
             variables = self._variables(step)
+            opened_answers = opened.answers
         message = variables.get("message")
         conversation = variables.get("conversation")
         earlier = list(self.turns.get(str(conversation), [])) if conversation else []
@@ -320,6 +322,7 @@ class ScenarioRun:
         for _ in range(self._repeat(step)):
             run = await self._calls(index, operation, step, variables)
             self.result.exchanges.extend(run.exchanges)
+        run.answers[:0] = opened_answers
         aborted = run.stream is not None and run.stream.ended == "aborted"
         journal = await self._journal(settle=aborted)
         view = StepView(
@@ -385,6 +388,8 @@ class ScenarioRun:
             if exchange.status not in call.status:
                 out.ok = False
                 break
+            if call.answer:
+                out.answers.append(self._answer_problem(call, exchange, variables))
             self._capture(call, exchange, stream, variables)
         return out
 
@@ -427,6 +432,16 @@ class ScenarioRun:
         if mode == "invalid":
             return self.config.credentials.forged(self.user.user)
         return (self.other if mode == "other" else self.user).token
+
+    @staticmethod
+    def _answer_problem(call: Call, exchange: Exchange, variables: dict[str, Any]) -> str | None:
+        """What is wrong with a successful call's JSON answer against the fields its profile gives."""
+        try:
+            body = json.loads(exchange.response_body or "")
+        except ValueError:
+            return f"{call.method} {call.path}: the answer is not JSON"
+        problem = answer_problem(render(dict(call.answer), variables), body)
+        return f"{call.method} {call.path}: the answer {problem}" if problem else None
 
     def _capture(self, call: Call, exchange: Exchange, stream: StreamRead | None, variables: dict[str, Any]) -> None:
         if call.capture and exchange.response_body:
@@ -474,6 +489,10 @@ class ScenarioRun:
             for name in names:
                 if name not in step.expect:
                     self._run_check(index, name, view, True)
+        if run.answers and "api.json" not in step.expect:
+            problems = [problem for problem in run.answers if problem]
+            judged = f"{len(run.answers)} answer(s) have the contract's fields"
+            self._record(index, "api.json", Fail(problems[0]) if problems else Pass(judged))
         for name, param in step.expect.items():
             if name != status_check:
                 self._run_check(index, name, view, param)

@@ -80,3 +80,21 @@ def json_path(document: Any, path: str) -> Any:
         else:
             raise KeyError(path)
     return current
+
+
+def json_values(document: Any, path: str) -> list[tuple[str, Any]]:
+    """Every (concrete path, value) a path reaches, `*` standing for each item of a list
+    (`history.*.role` -> `history.0.role`, `history.1.role` ...); KeyError names the first one absent."""
+    found: list[tuple[str, Any]] = [("", document)]
+    for part in path.split(".") if path not in ("", ".") else ():
+        step: list[tuple[str, Any]] = []
+        for where, current in found:
+            if part == "*" and isinstance(current, list):
+                step.extend((f"{where}{i}.", item) for i, item in enumerate(current))
+                continue
+            try:
+                step.append((f"{where}{part}.", json_path(current, part)))
+            except KeyError:
+                raise KeyError(f"{where}{part}") from None
+        found = step
+    return [(where.rstrip(".") or ".", value) for where, value in found]

@@ -10,10 +10,12 @@ Choices where the contract is silent:
   over `message_max_chars` is 400; a well-formed but unknown `conversationId`, or another user's, is 404
   (as an unknown project is), so a client cannot probe for other users' conversations.
 - A conversation belongs to its user, not to a project: it may be continued under any known project.
-- A conversation is made only once the request is valid. The turn is stored when the answer ends, as the
-  seed does: the user message (dated when it was asked), then the assistant message: whole when complete,
-  what was streamed when the client leaves (stop button), nothing when the LLM fails (the user message is
-  stored all the same). So a new conversation costs no database work before the LLM call.
+- A conversation is made only once the request is valid. Its row is written beside the LLM call, not
+  before it, and a request that names it meanwhile waits for that write: a client that stops the stream
+  and at once sends the next message with the id it was given continues the conversation, never a 404.
+  The turn is stored when the answer ends, as the seed does: the user message (dated when it was asked),
+  then the assistant message: whole when complete, what was streamed when the client leaves (stop
+  button), nothing when the LLM fails (the user message is stored all the same).
 - `POST /api/v1/ai/chat` answers 502 (the gateway's upstream failed) when the LLM fails; its `metadata`
   is `{"model", "conversationId", "timestamp"}`. Unknown body fields are rejected (400).
 - Until the last token the stream carries a comment line (`: heartbeat`) every `heartbeat_s` (a slow LLM
@@ -22,10 +24,12 @@ Choices where the contract is silent:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -82,6 +86,13 @@ def handlers(core: ChatCore) -> list[Any]:
     projects = {project.lower() for project in settings.projects}
 
     authenticated = core.auth.guard()
+    creating: dict[str, asyncio.Task[Any]] = {}  # new conversations whose row is being written
+
+    def create(conversation_id: str, user: str, at: datetime) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(store.create_conversation(NAME, owner=user, id=conversation_id, at=at))
+        creating[conversation_id] = task
+        task.add_done_callback(lambda _: creating.pop(conversation_id, None))
+        return task
 
     async def turn(
         user: str, project_id: str | None, message: str | None, conversation_id: str | None
@@ -89,7 +100,7 @@ def handlers(core: ChatCore) -> list[Any]:
         """Validate a chat request: (conversation id, messages for the LLM, the turn's deferred writes).
 
         The turn is stored when the answer ends, as the seed does ("saves complete messages to
-        database after streaming"): a new conversation costs no database work before the LLM call."""
+        database after streaming"); a new conversation's row is written beside the LLM call."""
         project = uuid_param("projectId", project_id, required=True)
         conversation = uuid_param("conversationId", conversation_id, required=False)
         if message is None or not message.strip():
@@ -99,11 +110,14 @@ def handlers(core: ChatCore) -> list[Any]:
         if project not in projects:
             raise NotFoundException(f"no project {project}")
         asked = utc_now()
-        new = conversation is None
+        created: asyncio.Task[Any] | None = None
         if conversation is None:
             conversation = str(uuid.uuid4())
             history = core.preamble()
+            created = create(conversation, user, asked)
         else:
+            if (pending := creating.get(conversation)) is not None:
+                await asyncio.shield(pending)
             found = await store.conversation(NAME, conversation)
             if found is None or found.owner != user:
                 raise NotFoundException(f"no conversation {conversation}")
@@ -111,8 +125,8 @@ def handlers(core: ChatCore) -> list[Any]:
         conversation_id = conversation
 
         async def store_question() -> None:
-            if new:
-                await store.create_conversation(NAME, owner=user, id=conversation_id, at=asked)
+            if created is not None:
+                await created
             await store.add_message(conversation_id, "user", message, at=asked)
 
         return conversation, [*history, {"role": "user", "content": message}], store_question

@@ -286,3 +286,22 @@ def test_stop_mid_stream_keeps_the_partial_answer(refserver, mockllm, marker):
     assert check_grammar(again) == "complete"
     _, second = llm_calls(mockllm, marker, count=2)
     assert llm_messages(second)[1] == {"role": "assistant", "content": partial}
+
+
+def test_a_new_conversation_exists_as_soon_as_its_id_is_handed_out(refserver, mockllm, marker):
+    """The id in the first event names a conversation at once, not only once the turn is stored: a
+    client that stops the stream and straight away sends the next message with that id must not get
+    a 404, however late the server gets round to storing the stopped turn. Here the first stream is
+    still open (its LLM silent) when the id is used."""
+    mockllm.arm_fault("stall-after=0,for=2", match={"contains": f"slow {marker}"})
+    params = {"projectId": DEFAULT_PROJECT_ID, "message": f"slow {marker}"}
+    with (
+        refserver.client() as http,
+        http.stream("GET", STREAM, params=params, headers=refserver.auth(marker)) as response,
+    ):
+        first = events(response)  # kept: dropping the generator would close the response
+        conversation = next(first)["conversationId"]
+        again = stream(refserver, marker, f"go on {marker}", conversation)
+        assert again[0] == {"type": "conversationId", "conversationId": conversation}
+        assert check_grammar(again) == "complete"
+        assert check_grammar([{"type": "conversationId"}, *first]) == "complete"

@@ -246,6 +246,43 @@ def streams(edit: EditFactory, **options: Any) -> Build:
     return lambda app: StreamRewrite(app, lambda shape, out: edit(shape, out, **options))
 
 
+def first_stream_per_user(build: Build) -> Build:
+    """Only each user's first stream goes through `build`'s fixture (a per-user cold start); later
+    streams, and requests without a bearer token, get the app as it is."""
+
+    def wrap(app: Litestar) -> ASGIApp:
+        edited = build(app)
+        seen: set[str] = set()
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            user = _bearer_subject(scope) if scope["type"] == "http" else None
+            if user is None or user in seen or shape_of(scope["method"], scope["path"]) is None:
+                await app(scope, receive, send)
+                return
+            seen.add(user)
+            await edited(scope, receive, send)
+
+        return asgi
+
+    return wrap
+
+
+def bearer_token(scope: Scope) -> str | None:
+    scheme, _, token = (header(scope["headers"], b"authorization") or b"").decode("latin-1").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _bearer_subject(scope: Scope) -> str | None:
+    """The token's `sub`, unverified: a fixture only tells users apart."""
+    token = bearer_token(scope)
+    if token is None:
+        return None
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+    except (jwt.InvalidTokenError, KeyError):
+        return None
+
+
 # Defective edits.
 
 
@@ -728,6 +765,39 @@ def health_status_renamed(scope: Scope, whole: Whole) -> Whole | None:
     if not isinstance(payload, dict) or "status" not in payload:
         return None
     return whole.with_json({("state" if key == "status" else key): value for key, value in payload.items()})
+
+
+def history_timestamps_dropped(scope: Scope, whole: Whole) -> Whole | None:
+    """history-timestamps-dropped: the sessions history lists each message without its `timestamp`
+    (roles and contents kept, so the history itself stays right)."""
+    if whole.status != 200 or not route(scope, "GET", r"/api/sessions/[^/]+/history/?"):
+        return None
+    payload = whole.json()
+    if not isinstance(payload, dict) or not isinstance(payload.get("history"), list):
+        return None
+    history = [{k: v for k, v in m.items() if k != "timestamp"} for m in payload["history"] if isinstance(m, dict)]
+    return whole.with_json({**payload, "history": history})
+
+
+def conversation_dates_dropped(scope: Scope, whole: Whole) -> Whole | None:
+    """conversation-dates-dropped: a created conversation answers 201 without `createdAt`/`updatedAt`."""
+    if whole.status != 201 or not route(scope, "POST", r"/chat/conversation/?"):
+        return None
+    payload = whole.json()
+    if not isinstance(payload, dict):
+        return None
+    return whole.with_json({k: v for k, v in payload.items() if k not in ("createdAt", "updatedAt")})
+
+
+def chat_metadata_dropped(scope: Scope, whole: Whole) -> Whole | None:
+    """chat-metadata-dropped: the query-stream JSON chat call answers without its `metadata` (the
+    conversation id and the response kept, so continuity and the text stay right)."""
+    if whole.status != 200 or not route(scope, "POST", r"/api/v1/ai/chat/?"):
+        return None
+    payload = whole.json()
+    if not isinstance(payload, dict):
+        return None
+    return whole.with_json({k: v for k, v in payload.items() if k != "metadata"})
 
 
 def _validation_problem(whole: Whole) -> str:
@@ -1242,11 +1312,11 @@ def owners_unchecked(app: Litestar) -> ASGIApp:
     store.conversation = anyones  # type: ignore[method-assign]
 
     def caller_of(scope: Scope) -> str | None:
-        scheme, _, token = (header(scope["headers"], b"authorization") or b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(scope)
+        if token is None:
             return None
         try:
-            return core.auth.user_id(token.strip())
+            return core.auth.user_id(token)
         except NotAuthorizedException:
             return None
 

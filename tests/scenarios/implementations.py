@@ -171,8 +171,9 @@ _add(
     "slow-first-event",
     QS,
     "stream.first-event",
-    f"stream edit: every block goes out {FIRST_EVENT_DELAY_S:g} s late, pacing kept (an upstream failure releases it)",
-    streams(d.Delayed, seconds=FIRST_EVENT_DELAY_S),
+    f"stream edit: each user's first stream (a cold start) goes out {FIRST_EVENT_DELAY_S:g} s late, pacing kept "
+    "(an upstream failure releases it)",
+    d.first_stream_per_user(streams(d.Delayed, seconds=FIRST_EVENT_DELAY_S)),
 )
 _add(
     "mid-stream-gap",
@@ -390,6 +391,27 @@ _add(
     "api.json",
     "answer edit: GET /api/health answers 200 with `status` renamed `state` (value and other fields kept)",
     d.answers(d.health_status_renamed),
+)
+_add(
+    "history-timestamps-dropped",
+    SS,
+    "api.json",
+    "answer edit: the sessions history lists its messages without `timestamp`",
+    d.answers(d.history_timestamps_dropped),
+)
+_add(
+    "conversation-dates-dropped",
+    CV,
+    "api.json",
+    "answer edit: POST /chat/conversation answers 201 without `createdAt` and `updatedAt`",
+    d.answers(d.conversation_dates_dropped),
+)
+_add(
+    "chat-metadata-dropped",
+    QS,
+    "api.json",
+    "answer edit: POST /api/v1/ai/chat answers without `metadata`",
+    d.answers(d.chat_metadata_dropped),
 )
 _add(
     "paced-cache",

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from scenarios._catalog import CATALOG
+from scenarios._checks import answer_problem
 from scenarios._profiles import PROFILE_DIR, builtin_profiles, load_profile, parse_profile
 from scenarios._scenarios import library, parse_scenario
 from scenarios._spec import SpecError
@@ -60,6 +61,19 @@ def _broken(path: list[str], value: Any) -> dict[str, Any]:
         (["operations", "stream", "calls", 0, "path"], "api/chat", "operations.stream.calls[0].path", "start with"),
         (["operations", "stream", "calls", 0, "stream"], False, "operations.stream", "stream: true"),
         (["operations", "stream", "calls", 0, "colour"], "red", "operations.stream.calls[0].colour", "unknown field"),
+        (
+            ["operations", "history", "calls", 0, "answer", "history.*.content"],
+            "joined-text",
+            "operations.history.calls[0].answer.history.*.content",
+            "expected a field rule",
+        ),
+        (["operations", "history", "calls", 0, "answer"], ["x"], "operations.history.calls[0].answer", "expected"),
+        (
+            ["operations", "stream", "calls", 0, "answer"],
+            {"session_id": "string"},
+            "operations.stream.calls[0].answer",
+            "stream.fields",
+        ),
         (["levels"], {"stream.nonsense": "MUST"}, "levels.stream.nonsense", "unknown check id"),
         (["levels"], {"stream.text": "MAY"}, "levels.stream.text", "MUST or SHOULD"),
     ],
@@ -99,6 +113,45 @@ def test_a_wrong_scenario_names_the_field(change: dict, named: str, says: str) -
     with pytest.raises(SpecError) as caught:
         parse_scenario({**GOOD_SCENARIO, **change}, "s.yaml")
     assert f"s.yaml: {named}:" in str(caught.value) and says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"session_id": "s1", "history": [{"role": "user", "timestamp": "2025-11-02T10:30:00.000Z"}]}, None),
+        ({"session_id": "s1", "history": []}, None),  # no message: nothing to judge per item
+        ({"session_id": "s2", "history": []}, "`session_id` is 's2', expected 's1'"),
+        ({"session_id": "s1"}, "has no `history`"),
+        ({"session_id": "s1", "history": {}}, "`history` is {}, not a list"),
+        (
+            {"session_id": "s1", "history": [{"role": "user", "timestamp": "x"}, {"role": "a", "timestamp": "2025"}]},
+            "`history.0.timestamp` is 'x', not an ISO-8601 time",
+        ),
+        (
+            {"session_id": "s1", "history": [{"role": "user", "timestamp": "2025-11-02"}, {"timestamp": "2025-11-02"}]},
+            "has no `history.1.role`",
+        ),
+    ],
+)
+def test_an_answer_is_judged_field_by_field_and_item_by_item(body: Any, problem: str | None) -> None:
+    rules = {"session_id": "s1", "history": "list", "history.*.role": "string", "history.*.timestamp": "iso8601"}
+    assert answer_problem(rules, body) == problem
+
+
+def test_a_top_level_list_answer_is_judged_per_item() -> None:
+    rules = {"*.role": "string", "*.createdAt": "present"}
+    assert answer_problem(rules, [{"role": "user", "createdAt": 1}]) is None
+    assert answer_problem(rules, [{"role": "user", "createdAt": 1}, {"role": 7}]) == "`1.role` is 7, not a string"
+
+
+def test_every_profile_declares_the_answers_of_its_json_calls() -> None:
+    """`api.json` is judged on every successful JSON call the contract gives fields for."""
+    for name in builtin_profiles():
+        profile = load_profile(name)
+        for operation in profile.operations.values():
+            for call in operation.calls:
+                if not call.stream:
+                    assert call.answer, f"{name}: {operation.name} {call.method} {call.path} declares no answer"
 
 
 def test_templates_keep_types_drop_nulls_and_name_unknown_variables() -> None:
