@@ -64,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     own = commands.add_parser("reference", help="start the mock and the reference server; run every profile")
     own.add_argument("--out", type=Path, default=Path("reports-out/conformance"), help="where the reports go")
     args = parser.parse_args(argv)
-    if args.command == "list":
-        for scenario in library():
-            print(f"{scenario.name:32} {scenario.summary}")
-        print("profiles:", ", ".join(builtin_profiles()))
-        return 0
-    if args.command == "reference":
-        return _reference(args.out)
     try:
+        if args.command == "list":
+            for scenario in library():
+                print(f"{scenario.name:32} {scenario.summary}")
+            print("profiles:", ", ".join(builtin_profiles()))
+            return 0
+        if args.command == "reference":
+            library()  # a broken library file is refused before any server starts
+            return _reference(args.out)
         config = _config(args)
         result = asyncio.run(run(config))
     except (SpecError, UsageError) as err:

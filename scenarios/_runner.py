@@ -77,13 +77,24 @@ class Credentials:
         user = f"conformance-{run_id}-{scenario}"
         return Identity(user, None), Identity(f"{user}-other", None)
 
-    def mint(self, user: str, secret: str | None = None) -> str:
-        now = int(time.time())
-        return jwt.encode({"sub": user, "iat": now, "exp": now + 3600}, secret or self.secret, algorithm="HS256")
+    def mint(self, user: str, secret: str | None = None, *, valid_from_s: int = 0) -> str:
+        """A token for `user`, valid for an hour from `valid_from_s` seconds from now."""
+        start = int(time.time()) + valid_from_s
+        return jwt.encode({"sub": user, "iat": start, "exp": start + 3600}, secret or self.secret, algorithm="HS256")
 
     def forged(self, user: str) -> str:
         """A token for `user` signed with the wrong secret."""
         return self.mint(user, "not-the-secret-of-this-implementation-0123456789")
+
+    def expired(self, user: str) -> str | None:
+        """A well-signed token for `user` that expired an hour ago (None without the secret)."""
+        return self.mint(user, valid_from_s=-7200) if self.secret is not None else None
+
+    @staticmethod
+    def unsigned(user: str) -> str:
+        """A token for `user` with `alg: none` and no signature, the classic JWT forgery."""
+        now = int(time.time())
+        return jwt.encode({"sub": user, "iat": now, "exp": now + 3600}, None, algorithm="none")
 
 
 def _subject(token: str) -> str:
@@ -263,6 +274,8 @@ class ScenarioRun:
             return f"the run was not told {', '.join(unset)} (--setting)"
         if self.profile.auth != "none" and self.user.token is None:
             return "the profile needs credentials: --jwt-secret, or --token and --token2"
+        if any(step.auth == "expired" for step in self.scenario.steps) and self.config.credentials.secret is None:
+            return "an expired token is minted with the JWT secret (--jwt-secret)"
         return ""
 
     def _unjudgeable(self, waits: float) -> str:
@@ -431,6 +444,10 @@ class ScenarioRun:
             return None
         if mode == "invalid":
             return self.config.credentials.forged(self.user.user)
+        if mode == "expired":
+            return self.config.credentials.expired(self.user.user)
+        if mode == "unsigned":
+            return self.config.credentials.unsigned(self.user.user)
         return (self.other if mode == "other" else self.user).token
 
     @staticmethod

@@ -28,7 +28,7 @@ from ._catalog import CATALOG
 from ._spec import Spec, SpecError, read_yaml
 
 LIBRARY_DIR = Path(__file__).parent / "library"
-AUTH_MODES = ("user", "other", "none", "invalid", "query")
+AUTH_MODES = ("user", "other", "none", "invalid", "expired", "unsigned", "query")
 CLIENT_OPTIONS = ("abort_after", "read_delay_s", "eventsource", "fresh_source")
 
 

@@ -332,6 +332,8 @@ _add(
     d.anonymous_allowed,
 )
 _add("unverified-jwt", CE, "auth.invalid", "core: a token's signature is not checked", d.signature_unchecked)
+_add("expiry-ignored", CV, "auth.invalid", "core: a token's `exp` is not checked", d.expiry_unchecked)
+_add("alg-none-accepted", QS, "auth.invalid", "core: a token with `alg: none` is believed", d.alg_none_accepted)
 _add(
     "shared-user",
     CV,

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import yaml
 
 from scenarios._catalog import CATALOG
 from scenarios._checks import answer_problem
 from scenarios._profiles import PROFILE_DIR, builtin_profiles, load_profile, parse_profile
+from scenarios._runner import Credentials
 from scenarios._scenarios import library, parse_scenario
 from scenarios._spec import SpecError
 from scenarios._template import TemplateError, render
@@ -179,3 +181,19 @@ def test_cli_usage_errors_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--token and --token2 go together" in done.stderr
     done = _cli(*common, "--profile", "sessions")  # nothing listens on port 9
     assert done.returncode == 2 and "the mock LLM's admin API does not answer" in done.stderr
+
+
+def test_forged_tokens_are_what_they_claim() -> None:
+    """The `auth: expired` and `auth: unsigned` steps send tokens an implementation must refuse."""
+    secret = "s" * 40
+    given = Credentials(secret=secret)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(given.expired("alice"), secret, algorithms=["HS256"])
+    assert jwt.decode(given.expired("alice"), secret, algorithms=["HS256"], options={"verify_exp": False})["sub"] == (
+        "alice"
+    )
+    unsigned = given.unsigned("alice")
+    assert jwt.get_unverified_header(unsigned)["alg"] == "none" and unsigned.endswith(".")
+    with pytest.raises(jwt.InvalidTokenError):
+        jwt.decode(unsigned, secret, algorithms=["HS256"])
+    assert Credentials(tokens=(given.mint("a"), given.mint("b"))).expired("a") is None  # no secret: not applicable
