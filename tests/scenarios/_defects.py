@@ -32,7 +32,7 @@ from litestar.exceptions import NotAuthorizedException
 
 from reference_server._cache import ResponseCache, cache_key
 from reference_server._chat import ChatCore
-from reference_server._llm import ChatMessages
+from reference_server._llm import ChatMessages, LlmError
 
 from ._reframe import Block, BlockParser, Shape, StreamFacts, data_block, encode, pieces, shape_of
 
@@ -751,6 +751,16 @@ def word_dropped(scope: Scope, whole: Whole) -> Whole | None:
     return whole.with_json({**payload, "response": " ".join(words)})
 
 
+def llm_failure_as_empty_answer(scope: Scope, whole: Whole) -> Whole | None:
+    """llm-failure-as-200: when the LLM fails, POST /api/chat answers 200 with an empty `response` (every
+    field of the contract present) instead of its 503."""
+    if whole.status != 503 or not route(scope, "POST", r"/api/chat/?"):
+        return None
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    payload = {"response": "", "session_id": f"s-{random.getrandbits(64):016x}", "tokens_used": 0, "timestamp": now}
+    return dataclasses.replace(whole.with_json(payload), status=200)
+
+
 def health_down(scope: Scope, whole: Whole) -> Whole | None:
     """health-down: GET /api/health answers 503 (its body unchanged, so only the status is wrong)."""
     return Whole(503, whole.headers, whole.body) if route(scope, "GET", r"/api/health/?") else None
@@ -1382,4 +1392,33 @@ def sessions_reusable(app: Litestar) -> ASGIApp:
         return raw
 
     state.take = renewed  # type: ignore[method-assign]
+    return app
+
+
+# Valid but unusual behaviour of the core.
+
+UPSTREAM_ATTEMPTS = 3  # the OpenAI SDK's default: the call and two retries
+
+
+def upstream_retried(app: Litestar) -> ASGIApp:
+    """retrying-upstream (valid): an LLM call that fails before its first chunk is tried again, up to
+    `UPSTREAM_ATTEMPTS` times with a short back-off, as the OpenAI SDK does by default; a failure
+    after the first chunk is final (a retry would repeat text the client already has)."""
+    llm = core_of(app).llm
+    once = llm.stream
+
+    async def retried(model: str, messages: ChatMessages, state: Any = None) -> AsyncIterator[str]:
+        for attempt in range(1, UPSTREAM_ATTEMPTS + 1):
+            started = False
+            try:
+                async for chunk in once(model, messages, state):
+                    started = True
+                    yield chunk
+                return
+            except LlmError:
+                if started or attempt == UPSTREAM_ATTEMPTS:
+                    raise
+            await asyncio.sleep(0.05 * 2**attempt)
+
+    llm.stream = retried  # type: ignore[method-assign]
     return app

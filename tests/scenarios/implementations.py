@@ -395,6 +395,13 @@ _add(
     d.answers(d.health_status_renamed),
 )
 _add(
+    "llm-failure-as-200",
+    SS,
+    "api.status",
+    "answer edit: when the LLM fails, POST /api/chat answers 200 with an empty `response` instead of 503",
+    d.answers(d.llm_failure_as_empty_answer),
+)
+_add(
     "history-timestamps-dropped",
     SS,
     "api.json",
@@ -424,6 +431,13 @@ _add(
 )
 
 # Valid but unusual: the suite must pass every check on them.
+_add(
+    "retrying-upstream",
+    (SS, QS),
+    None,
+    f"core: an LLM call failing before its first chunk is tried up to {d.UPSTREAM_ATTEMPTS} times (as the OpenAI SDK)",
+    d.upstream_retried,
+)
 _add("crlf", ALL, None, "stream edit: every line ended by CRLF", streams(d.LineEnds, eol="\r\n"))
 _add("lone-cr", (ST, CE), None, "stream edit: every line ended by a lone CR", streams(d.LineEnds, eol="\r"))
 _add(
