@@ -35,7 +35,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
@@ -50,12 +50,12 @@ HEARTBEAT = b": heartbeat\n\n"
 
 
 # Declared optional so that a missing one is this profile's 400, not the framework's; documented in OpenAPI.
-ProjectIdQuery = Annotated[str | None, Parameter(query="projectId", description="the project's UUID (required)")]
+ProjectIdQuery = Annotated[str | None, QueryParameter(name="projectId", description="the project's UUID (required)")]
 MessageQuery = Annotated[
-    str | None, Parameter(description="the user's message (required; at most 2000 characters by default)")
+    str | None, QueryParameter(description="the user's message (required; at most 2000 characters by default)")
 ]
 ConversationIdQuery = Annotated[
-    str | None, Parameter(query="conversationId", description="a conversation's UUID; none: a new conversation")
+    str | None, QueryParameter(name="conversationId", description="a conversation's UUID; none: a new conversation")
 ]
 
 

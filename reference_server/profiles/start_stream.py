@@ -36,7 +36,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import get, post
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -50,9 +50,9 @@ MIN_MARGIN_S = 60.0  # how long an expired or used session is remembered, at lea
 TITLE_CHARS = 80
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-SessionIdQuery = Annotated[str, Parameter(query="sessionId", min_length=1)]
-ChatIdQuery = Annotated[str, Parameter(query="chatId", min_length=1)]
-UserIdQuery = Annotated[str | None, Parameter(query="userId", min_length=1)]
+SessionIdQuery = Annotated[str, QueryParameter(name="sessionId", min_length=1)]
+ChatIdQuery = Annotated[str, QueryParameter(name="chatId", min_length=1)]
+UserIdQuery = Annotated[str | None, QueryParameter(name="userId", min_length=1)]
 
 
 class StartBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
