@@ -967,6 +967,14 @@ def any_project(known: str) -> RequestEdit:
     return edit
 
 
+def given_session_ignored(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+    """reopen-makes-new: POST /api/sessions never sees a given `session_id`, so it makes (and answers)
+    a new session; the chat calls still honour theirs, so conversations go on."""
+    if not route(scope, "POST", r"/api/sessions/?"):
+        return scope, body
+    return scope, edit_json(body, lambda payload: {k: v for k, v in payload.items() if k != "session_id"})
+
+
 def query_token_ignored(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
     """no-query-token: `?access_token=` never reaches the app, but on the stream GET (a browser's
     EventSource still works, so only the calls that rely on the query token elsewhere fail)."""

@@ -402,6 +402,13 @@ _add(
     d.answers(d.llm_failure_as_empty_answer),
 )
 _add(
+    "reopen-makes-new",
+    SS,
+    "api.json",
+    "request edit: POST /api/sessions ignores a given `session_id` and answers a new session",
+    d.requests(d.given_session_ignored),
+)
+_add(
     "history-timestamps-dropped",
     SS,
     "api.json",
