@@ -78,9 +78,7 @@ class Credentials:
         return Identity(user, None), Identity(f"{user}-other", None)
 
     def mint(self, user: str, secret: str | None = None, *, valid_from_s: int = 0) -> str:
-        """A token for `user`, valid for an hour from `valid_from_s` seconds from now."""
-        start = int(time.time()) + valid_from_s
-        return jwt.encode({"sub": user, "iat": start, "exp": start + 3600}, secret or self.secret, algorithm="HS256")
+        return jwt.encode(_claims(user, valid_from_s), secret or self.secret, algorithm="HS256")
 
     def forged(self, user: str) -> str:
         """A token for `user` signed with the wrong secret."""
@@ -93,8 +91,13 @@ class Credentials:
     @staticmethod
     def unsigned(user: str) -> str:
         """A token for `user` with `alg: none` and no signature, the classic JWT forgery."""
-        now = int(time.time())
-        return jwt.encode({"sub": user, "iat": now, "exp": now + 3600}, None, algorithm="none")
+        return jwt.encode(_claims(user), None, algorithm="none")
+
+
+def _claims(user: str, valid_from_s: int = 0) -> dict[str, Any]:
+    """A token's claims for `user`, valid for an hour from `valid_from_s` seconds from now."""
+    start = int(time.time()) + valid_from_s
+    return {"sub": user, "iat": start, "exp": start + 3600}
 
 
 def _subject(token: str) -> str:
@@ -401,9 +404,10 @@ class ScenarioRun:
             if exchange.status not in call.status:
                 out.ok = False
                 break
+            body = _json_body(exchange) if call.answer or call.capture else None
             if call.answer:
-                out.answers.append(self._answer_problem(call, exchange, variables))
-            self._capture(call, exchange, stream, variables)
+                out.answers.append(self._answer_problem(call, body, variables))
+            self._capture(call, body, stream, variables)
         return out
 
     def _client_for(self, step: Step) -> httpx.AsyncClient:
@@ -451,21 +455,15 @@ class ScenarioRun:
         return (self.other if mode == "other" else self.user).token
 
     @staticmethod
-    def _answer_problem(call: Call, exchange: Exchange, variables: dict[str, Any]) -> str | None:
+    def _answer_problem(call: Call, body: Any, variables: dict[str, Any]) -> str | None:
         """What is wrong with a successful call's JSON answer against the fields its profile gives."""
-        try:
-            body = json.loads(exchange.response_body or "")
-        except ValueError:
+        if body is None:
             return f"{call.method} {call.path}: the answer is not JSON"
         problem = answer_problem(render(dict(call.answer), variables), body)
         return f"{call.method} {call.path}: the answer {problem}" if problem else None
 
-    def _capture(self, call: Call, exchange: Exchange, stream: StreamRead | None, variables: dict[str, Any]) -> None:
-        if call.capture and exchange.response_body:
-            try:
-                body = json.loads(exchange.response_body)
-            except ValueError:
-                body = None
+    def _capture(self, call: Call, body: Any, stream: StreamRead | None, variables: dict[str, Any]) -> None:
+        if call.capture and body is not None:
             for name, path in call.capture.items():
                 with contextlib.suppress(KeyError):
                     variables[name] = self.variables[name] = json_path(body, path)
@@ -549,6 +547,14 @@ class ScenarioRun:
         if failed:
             return
         self.turns.setdefault(str(conversation), []).append(Turn(message, answer, received, partial))
+
+
+def _json_body(exchange: Exchange) -> Any:
+    """A call's answer decoded once, for its captures and its answer rules; None if it is not JSON."""
+    try:
+        return json.loads(exchange.response_body or "")
+    except ValueError:
+        return None
 
 
 def _allows_success(expected: Any) -> bool:
