@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -168,10 +169,18 @@ def test_the_server_streams_a_replay_at_its_recorded_pace(mockllm: MockLLMClient
     transcript = load_transcript("anthropic-haiku", "k")
     assert pieces == list(transcript.chunks)
     (entry,) = mockllm.journal(prompt_contains=marker)
+    # The plan is the recording's pace, exactly; the server wrote no chunk before its due time. How
+    # closely it keeps to the plan on a quiet machine is the benchmark's figure (bench.bench_mockllm):
+    # a shared CI machine starved for CPU can make any write late, so no upper bound is asserted here.
+    planned = entry["planned"]
+    recorded = [at / speed for at in transcript.at_ms]
+    assert planned["ttft_ms"] == pytest.approx(recorded[0], abs=1e-6)
+    assert planned["offsets_ms"] == pytest.approx(recorded, abs=1e-6)
     achieved = entry["achieved"]
-    assert achieved["ttft_ms"] == pytest.approx(transcript.at_ms[0] / speed, abs=15)
-    recorded_gaps = [(b - a) / speed for a, b in zip(transcript.at_ms, transcript.at_ms[1:], strict=False)]
-    assert achieved["itl_ms"] == pytest.approx(recorded_gaps, abs=15)
+    sent = list(itertools.accumulate(achieved["itl_ms"], initial=achieved["ttft_ms"]))
+    assert len(sent) == len(recorded)
+    early = [(due, at) for due, at in zip(recorded, sent, strict=True) if at < due - 1.0]  # timers fire <1 ms early
+    assert not early, f"chunks written before their recorded time (due ms, sent ms): {early}"
 
 
 def test_a_capture_is_re_encoded_in_whatever_dialect_is_asked(mockllm: MockLLMClient, marker: str) -> None:
