@@ -15,7 +15,7 @@ PYTHON = "3.11"
 def demo(session: nox.Session) -> None:
     """Mock + reference server, conformance on all five profiles, a 30 s load test; reports in reports-out/."""
     session.install("-e", ".")
-    session.run("python", "-m", "loadtests", "demo", *session.posargs)
+    session.run("python", "-m", "demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)

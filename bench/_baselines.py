@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from bench._client import raise_nofile_limit, run
+from bench._runtime import raise_nofile_limit, run
 
 BACKLOG = 2048
 _HEAD = (

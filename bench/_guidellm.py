@@ -30,8 +30,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from bench._client import available_cpus
-from mockllm._tokenizer import _PRETOKEN, MAX_PIECE_CHARS, tokenize
+from bench._runtime import available_cpus
+from mockllm import MAX_PIECE_CHARS, PRETOKEN_PATTERN, tokenize
 
 ENV_VAR = "GUIDELLM"
 DEFAULT_EXECUTABLE = Path("/tmp/guidellm-venv/bin/guidellm")
@@ -264,7 +264,7 @@ def tokenizer_json() -> dict[str, Any]:
         "pre_tokenizer": {
             "type": "Sequence",
             "pretokenizers": [
-                split | {"pattern": {"Regex": _PRETOKEN.pattern}},
+                split | {"pattern": {"Regex": PRETOKEN_PATTERN.pattern}},
                 # Oniguruma (the tokenizers crate's regex engine) has no `(?s)`; `[\s\S]` is any character.
                 split | {"pattern": {"Regex": rf"[\s\S]{{1,{MAX_PIECE_CHARS}}}"}},
             ],

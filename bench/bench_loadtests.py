@@ -9,7 +9,8 @@ same load is measured by GuideLLM (PyPI `guidellm`, when installed: see bench/_g
 report gives only absolute figures (TTFT, and per-request ITL which is our TPOT), so its error is
 its figure minus the configured one.
 
-The mock runs pinned to CPU 0 and the load generator to CPU 1, so neither steals the other's core.
+The mock (started by `mockllm.launcher`) runs pinned to CPU 0 and the load generator to CPU 1, so neither
+steals the other's core.
 
     python -m bench.bench_loadtests [--streams 100,500,1000] [--seconds 15] [--no-guidellm] [--json PATH]
 """
@@ -24,11 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._client import available_cpus, pin_to_cpu, raise_nofile_limit
 from bench._guidellm import GuideLLMError, guidellm_available, run_guidellm
-from loadtests._selftest import measure
-from mockllm.pytest_plugin import stop_process
-from scenarios._launch import start_mock
+from bench._runtime import available_cpus, pin_to_cpu, raise_nofile_limit
+from loadtests import measure
+from mockllm import start_mock
 
 TTFT_MS, ITL_MS, TOKENS = 200.0, 20.0, 64
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-loadtests-") as scratch:
         workdir = Path(scratch)
-        mock, url = start_mock(workdir, ttft_ms=TTFT_MS, itl_ms=ITL_MS, extra=("--answer-tokens", "1000"))
-        pin_to_cpu(mock.pid, SERVER_CPU)
+        mock = start_mock(
+            "--answer-tokens", "1000", ttft_ms=TTFT_MS, itl_ms=ITL_MS, log=workdir / "mockllm.log", cwd=workdir
+        )
+        url = mock.url
+        pin_to_cpu(mock.process.pid, SERVER_CPU)
         if CLIENT_CPU in available_cpus():
             os.sched_setaffinity(0, {CLIENT_CPU})  # the Locust and GuideLLM processes inherit it
         try:
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"  measured {n} streams", file=sys.stderr)
         finally:
-            stop_process(mock)
+            mock.stop()
     print(f"\nLoad client accuracy: mock TTFT {TTFT_MS:g} ms, ITL {ITL_MS:g} ms, {TOKENS} tokens per stream, "
           f"{args.seconds:g} s per run; errors are measured minus true, in ms")  # fmt: skip
     print(f"{'streams':>7} | {'events/s':>9} | {'TTFT p50':>8} {'TTFT p99':>8} | {'ITL p50':>8} {'ITL p99':>8} | "

@@ -4,10 +4,12 @@
     baseline (the ceiling of a Python asyncio server), and vs aimock's 84,000 events/s.
 (b) TTFT and ITL seen by clients at 100, 500 and 1000 concurrent streams (TTFT 200 ms, ITL 50 ms,
     100 tokens): mockllm beside the ``deadline`` baseline, with pass/fail of the targets.
+(c) the same for every dialect the mock has registered (each one's wire is its `StreamProbe`).
 
-Each server runs pinned to CPU 0 and each load client (bench._client) in its own process pinned
-to CPU 1, so neither steals the other's core.  Both servers of a part stay up during that part
-and are measured alternately, so slow drifts of a shared machine hit both alike.
+Each server runs pinned to CPU 0 (started by `mockllm.launcher`, its output in a log file that is
+searched for trouble when it stops) and each load client (bench._stream_client) in its own process
+pinned to CPU 1, so neither steals the other's core.  Both servers of a part stay up during that
+part and are measured alternately, so slow drifts of a shared machine hit both alike.
 
     python -m bench.bench_mockllm [--quick] [--json PATH]
 """
@@ -19,24 +21,24 @@ import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench._client import WIRES, available_cpus, percentiles, pin_to_cpu, raise_nofile_limit
-from mockllm.dialects import DIALECTS
+from bench._runtime import available_cpus, pin_to_cpu, raise_nofile_limit
+from bench._stream_client import mock_wires, percentiles
+from mockllm import ServerProcess, start_listening, stop_process
 
 Notes = dict[str, list[str]]  # server name -> what its logs and exit deserve a look for
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU, CLIENT_CPU = 0, 1
 AIMOCK_EVENTS_PER_S = 84_000
-START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 CLIENT_SLACK_S = 30.0  # beyond the longest a client run should take
 _LATENCY_COLUMNS = f"{'TTFT p50':>10}{'TTFT p99':>10}{'ITL p50':>9}{'ITL p99':>9}"
@@ -44,8 +46,8 @@ _SUSPICIOUS = re.compile(r"error|exception|traceback|reset|refused|warn|timeout"
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Sizes of one run; ``--quick`` swaps in a smaller one for smoke tests."""
+class BenchPlan:
+    """Sizes of one benchmark run; ``--quick`` swaps in a smaller one for smoke tests."""
 
     conns: int = 50
     seconds: float = 5.0
@@ -59,74 +61,44 @@ class Plan:
     dialect_level: int = 500
 
 
-# The client's wires that mockllm serves (a wire is named after the dialect it speaks); the others
-# are other servers' protocols, such as the reference server's `ref-query-stream`.
-MOCK_WIRES = tuple(name for name in WIRES if name in {dialect.name for dialect in DIALECTS})
-
-QUICK = Plan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20, latency_repeats=1, dialect_level=20)
+QUICK = BenchPlan(conns=20, seconds=1.0, repeats=1, levels=(20,), tokens=20, latency_repeats=1, dialect_level=20)
 
 
 class Server:
-    """A server subprocess pinned to the server core, ready once it prints its URL."""
+    """A server subprocess, started once it prints its URL, then pinned to the server core."""
 
     def __init__(self, name: str, argv: list[str], logdir: Path) -> None:
         self.name = name
-        self.url = ""
-        self._out = logdir / f"{name}.stdout"
-        self._err = logdir / f"{name}.stderr"
-        with self._out.open("wb") as out, self._err.open("wb") as err:
-            # Logs go to files: a server that prints per request must never block on a pipe.
-            self._proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err)
-        pin_to_cpu(self._proc.pid, SERVER_CPU)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            for line in self._out.read_text(errors="replace").splitlines():
-                if "listening on http://" in line:
-                    self.url = f"http://127.0.0.1:{int(line.rsplit(':', 1)[1])}"
-                    return
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early: {self._tail(self._err)}")
-            time.sleep(0.02)
-        raise RuntimeError(f"{self.name} not ready after {START_TIMEOUT_S:.0f} s")
+        self._child: ServerProcess = start_listening(argv, logdir / f"{name}.log", cwd=ROOT)
+        self.url = self._child.url
+        pin_to_cpu(self._child.process.pid, SERVER_CPU)
 
     def stop(self) -> list[str]:
-        """Stop the server and return what in its logs deserves a look."""
+        """Stop the server and return what in its log deserves a look."""
         notes = []
-        if self._proc.poll() is not None:
-            notes.append(f"exited by itself with code {self._proc.returncode} during the run")
+        process = self._child.process
+        if process.poll() is not None:
+            notes.append(f"exited by itself with code {process.returncode} during the run")
         else:
-            self._proc.terminate()
-            try:
-                self._proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_process(process, STOP_TIMEOUT_S)
+            if process.returncode == -signal.SIGKILL:
                 notes.append("ignored SIGTERM, killed")
-        for path in (self._out, self._err):
-            lines = path.read_text(errors="replace").splitlines()
-            flagged = [line for line in lines if _SUSPICIOUS.search(line)]
-            if flagged:
-                notes.append(f"{path.name}: {len(flagged)} of {len(lines)} lines flagged, e.g.:")
-                notes.extend(f"    {line[:160]}" for line in flagged[:5])
+        lines = self._child.output().splitlines()
+        flagged = [line for line in lines if _SUSPICIOUS.search(line)]
+        if flagged:
+            notes.append(f"{self._child.log.name}: {len(flagged)} of {len(lines)} lines flagged, e.g.:")
+            notes.extend(f"    {line[:160]}" for line in flagged[:5])
         return notes
-
-    @staticmethod
-    def _tail(path: Path) -> str:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-15:])
 
 
 @contextlib.contextmanager
 def servers(specs: dict[str, list[str]], notes: Notes) -> Iterator[dict[str, Server]]:
-    """Start every server, wait until all listen, and always stop them (collecting notes)."""
+    """Start every server (each listens when started), and always stop them (collecting notes)."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         started: dict[str, Server] = {}
         try:
             for name, argv in specs.items():
                 started[name] = Server(name, argv, Path(tmp))
-            for server in started.values():
-                server.wait_ready()
             yield started
         finally:
             for name, server in started.items():
@@ -154,7 +126,7 @@ def mockllm_argv(tokens: int, ttft_ms: int, itl_ms: int) -> list[str]:
 
 def run_client(args: list[str], timeout: float) -> dict[str, Any]:
     """Run one load client in its own process on the client core; return its JSON."""
-    argv = [sys.executable, "-m", "bench._client", *args]
+    argv = [sys.executable, "-m", "bench._stream_client", *args]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pin_to_cpu(proc.pid, CLIENT_CPU)
     try:
@@ -171,7 +143,7 @@ def run_client(args: list[str], timeout: float) -> dict[str, Any]:
 # (a) throughput ------------------------------------------------------------------------------
 
 
-def measure_throughput(plan: Plan, notes: Notes) -> dict[str, Any]:
+def measure_throughput(plan: BenchPlan, notes: Notes) -> dict[str, Any]:
     """Median events/s of each server over ``plan.repeats`` alternating runs."""
     specs = {
         "zero-delay baseline": baseline_argv("zero-delay", plan.zero_tokens, 0, 0),
@@ -210,7 +182,7 @@ def _throughput_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # (b) latency ---------------------------------------------------------------------------------
 
 
-def measure_latency(plan: Plan, notes: Notes) -> list[dict[str, Any]]:
+def measure_latency(plan: BenchPlan, notes: Notes) -> list[dict[str, Any]]:
     """TTFT/ITL percentiles of both servers at each concurrency level, plus target checks.
 
     Each level runs ``plan.latency_repeats`` times, the two servers alternating; each figure is the
@@ -272,7 +244,7 @@ def _latency_summary(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_dialects(plan: Plan, notes: Notes) -> dict[str, Any]:
+def measure_dialects(plan: BenchPlan, notes: Notes) -> dict[str, Any]:
     """Every dialect the mock serves through the same client: zero-delay events/s, and TTFT/ITL at one level
     beside the deadline baseline (which speaks OpenAI chat; its figures are the machine's limit)."""
     level = plan.dialect_level
@@ -290,7 +262,7 @@ def measure_dialects(plan: Plan, notes: Notes) -> dict[str, Any]:
         args = ["latency", "--url", started["deadline baseline"].url, "--streams", str(level)]
         raw = run_client([*args, "--timeout", str(timeout)], timeout + CLIENT_SLACK_S)
         result["deadline baseline"] = _latency_summary(raw)
-        for dialect in MOCK_WIRES:
+        for dialect in mock_wires():
             count = ["count", "--url", started["mockllm zero-delay"].url, "--dialect", dialect]
             counted = run_client([*count, "--conns", str(plan.conns), "--seconds", str(plan.seconds)], 60)
             args = ["latency", "--url", started["mockllm"].url, "--streams", str(level), "--dialect", dialect]
@@ -305,7 +277,7 @@ def measure_dialects(plan: Plan, notes: Notes) -> dict[str, Any]:
     return result
 
 
-def _render_dialects(plan: Plan, result: dict[str, Any]) -> list[str]:
+def _render_dialects(plan: BenchPlan, result: dict[str, Any]) -> list[str]:
     ref = result["deadline baseline"]
     lines = [
         f"(c) every dialect, one run each: zero-delay events/s ({plan.conns} connections x {plan.seconds:g} s) and",
@@ -353,7 +325,7 @@ def check_targets(mock: dict[str, Any], ref: dict[str, Any], itl_ms: float) -> d
 # report --------------------------------------------------------------------------------------
 
 
-def render(plan: Plan, report: dict[str, Any]) -> str:
+def render(plan: BenchPlan, report: dict[str, Any]) -> str:
     lines = [
         f"mockllm benchmark ({report['mode']}); server on CPU {SERVER_CPU}, client on CPU "
         f"{CLIENT_CPU}: {'pinned' if report['pinned'] else 'NOT pinned (affinity unavailable)'}",
@@ -371,13 +343,13 @@ def render(plan: Plan, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _render_part(render: Callable[[Plan, Any], list[str]], plan: Plan, result: Any) -> list[str]:
+def _render_part(render: Callable[[BenchPlan, Any], list[str]], plan: BenchPlan, result: Any) -> list[str]:
     if isinstance(result, dict) and "error" in result:
         return [f"{render.__name__.removeprefix('_render_')} part failed: {result['error']}"]
     return render(plan, result)
 
 
-def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
+def _render_throughput(plan: BenchPlan, result: dict[str, Any]) -> list[str]:
     lines = [
         f"(a) zero-delay streaming, one server process: {plan.conns} connections x "
         f"{plan.seconds:g} s, {plan.zero_tokens} tokens/stream, median of {plan.repeats} run(s)",
@@ -396,7 +368,7 @@ def _render_throughput(plan: Plan, result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
+def _render_latency(plan: BenchPlan, levels: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"(b) client-observed latency, configured TTFT {plan.ttft_ms} ms, ITL {plan.itl_ms} ms, "
         f"{plan.tokens} tokens/stream; all connections",
@@ -427,7 +399,7 @@ def _render_latency(plan: Plan, levels: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _attempt(part: Callable[[Plan, Notes], Any], plan: Plan, notes: Notes) -> Any:
+def _attempt(part: Callable[[BenchPlan, Notes], Any], plan: BenchPlan, notes: Notes) -> Any:
     """Run one part; a failure (server that never listens, client crash) must not hide the other."""
     try:
         return part(plan, notes)
@@ -446,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--openai-only", action="store_true", help="skip the other dialects' part")
     args = parser.parse_args(argv)
     raise_nofile_limit()  # inherited by every server and client started below
-    plan = QUICK if args.quick else Plan()
+    plan = QUICK if args.quick else BenchPlan()
     if args.levels:
         plan = replace(plan, levels=args.levels)
     notes: Notes = {}

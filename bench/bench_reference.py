@@ -1,11 +1,12 @@
 """Benchmark the reference server's overhead: TTFT and ITL through it versus straight from the mock.
 
 One mock LLM (TTFT 200 ms, ITL 50 ms, 100 tokens) and one reference server in front of it (profile
-`query-stream`, SQLite, JWT), both pinned to CPU 0; the load client (bench._client) runs pinned to
-CPU 1 and keeps 200 streams open at every moment (200 closed-loop users, each streaming three
-times back to back, their first requests spread over one stream's length: a steady load, not one
-burst, which would measure the queue of 200 simultaneous arrivals instead of the server), alternately
-straight at the mock (`/v1/chat/completions`) and through the reference server
+`query-stream`, SQLite, JWT), both started by `mockllm.launcher` and pinned to CPU 0; the load client
+(bench._stream_client) runs pinned to CPU 1 and keeps 200 streams open at every moment (200
+closed-loop users, each streaming three times back to back, their first requests spread over one
+stream's length: a steady load, not one burst, which would measure the queue of 200 simultaneous
+arrivals instead of the server), alternately straight at the mock (`/v1/chat/completions`) and
+through the reference server
 (`GET /api/v1/ai/chat/stream`). Each figure is the median of `--repeats` runs. Targets: the
 reference server adds at most 3 ms to TTFT p50 and 0.5 ms to ITL p50.
 
@@ -31,7 +32,7 @@ from bench.bench_mockllm import (
     run_client,
     servers,
 )
-from reference_server._auth import mint_token
+from contracts import mint_token
 
 TTFT_MS, ITL_MS, TOKENS = 200, 50, 100
 TARGET_TTFT_P50_MS, TARGET_ITL_P50_MS = 3.0, 0.5

@@ -7,11 +7,7 @@ import random
 
 import pytest
 
-from mockllm import ChatRequest, Message, parse_config, plan_response
-from mockllm._request import Overrides
-from mockllm._wire import stream_schedule
-from mockllm.dialects import Encoding
-from mockllm.dialects._base import Call
+from mockllm import Call, ChatRequest, Encoding, Message, Overrides, parse_config, plan_response, stream_schedule
 from mockllm.dialects.openai_chat import OpenAIChat
 
 CONFIG = parse_config({"timing": {"ttft_ms": 0, "itl_ms": 1}})  # distinct deadlines: a write each

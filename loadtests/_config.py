@@ -15,27 +15,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.conformance import write_atomic
-from scenarios._profiles import PROFILE_DIR, Profile, load_profile
-from scenarios._spec import find_spec_file
+from contracts import Profile, SpecError, contract_profiles, load_profile, profile_file
+from mockllm.dialects import DIALECTS
+from reports import write_atomic
 
 from ._shapes import Shape, load_shape, saturated
 from ._stats import LoadStats, Slo
 
-DIALECT_DIR = Path(__file__).parent / "dialects"
 VERSION = "0.1"
 
 
+class UsageError(ValueError):
+    """A load run cannot start: a bad flag, a target that is not on loopback (exit status 2)."""
+
+
 def builtin_profiles() -> dict[str, Path]:
-    """Contract profiles (the conformance suite's) and the mock's dialects, by name."""
-    found = {p.stem: p for p in sorted(PROFILE_DIR.glob("*.yaml"))}
-    found.update({p.stem: p for p in sorted(DIALECT_DIR.glob("*.yaml"))})
+    """What `--profile` takes by name: the contract profiles, then each mock dialect's load profile."""
+    found = {name: path for name in contract_profiles() if (path := profile_file(name)) is not None}
+    found.update({d.load_profile.stem: d.load_profile for d in DIALECTS if d.load_profile is not None})
     return found
 
 
 def resolve_profile(name_or_path: str) -> Profile:
     """A contract profile or a mock dialect by name, or a profile file by path."""
-    return load_profile(str(find_spec_file(name_or_path, PROFILE_DIR, DIALECT_DIR, what="profile")))
+    path = builtin_profiles().get(name_or_path)
+    if path is None and not Path(name_or_path).is_file():
+        known = ", ".join(builtin_profiles())
+        raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({known})")
+    return load_profile(str(path or name_or_path))
 
 
 @dataclass

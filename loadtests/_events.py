@@ -1,6 +1,6 @@
 """A lean incremental `text/event-stream` splitter for the load path.
 
-The conformance decoder (`scenarios._sse`) keeps every byte, offset and tolerated deviation, which a
+The conformance decoder (`scenarios` SSEDecoder) keeps every byte, offset and tolerated deviation, which a
 load client that reads thousands of events a second cannot afford. This one keeps only what a load
 figure needs: each event's type and data, in order, as soon as its dispatching blank line arrives.
 It follows the same WHATWG rules for what it keeps (CRLF, LF or a lone CR end a line, also split

@@ -22,8 +22,10 @@ import psutil
 from locust import LoadTestShape, User, constant, events, task
 from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
-from ._client import Connection, RequestFailed, Target, clock, encode_request
+from reports import write_load
+
 from ._config import VERSION, LoadSettings, build_result, write_json
+from ._connection import Connection, RequestFailed, Target, clock, encode_request
 from ._measure import StreamResult, same_text
 from ._session import ChatSession, LoadProfile
 from ._shapes import Shape, arrivals, saturated
@@ -64,7 +66,7 @@ def settings_from(options: Any) -> LoadSettings:
     return LoadSettings(**given)
 
 
-class Plan:
+class ProcessRun:
     """One process's part of the run: what to send, when, and where the figures go."""
 
     def __init__(self, environment: Any, settings: LoadSettings) -> None:
@@ -212,8 +214,6 @@ class Plan:
         if settings.json_path:
             write_json(result, settings.json_path)
         if settings.html_path:
-            from reports.load import write_load
-
             write_load(result, settings.html_path)
         return result
 
@@ -224,21 +224,21 @@ def _locust_version() -> str:
     return locust.__version__
 
 
-PLAN: Plan | None = None
+PROCESS: ProcessRun | None = None
 
 
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
-    global PLAN
-    PLAN = Plan(environment, settings_from(environment.parsed_options))
+    global PROCESS
+    PROCESS = ProcessRun(environment, settings_from(environment.parsed_options))
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(lambda client_id, data: PLAN.stats.merge(data["loadtests"]))
+        environment.events.worker_report.add_listener(lambda client_id, data: PROCESS.stats.merge(data["loadtests"]))
     if isinstance(runner, WorkerRunner):
 
         def ship(client_id: str, data: dict[str, Any]) -> None:
-            part = PLAN.stats.take()
-            PLAN.shipped.merge(part)
+            part = PROCESS.stats.take()
+            PROCESS.shipped.merge(part)
             data["loadtests"] = part
 
         environment.events.report_to_master.add_listener(ship)
@@ -247,18 +247,18 @@ def _init(environment: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _test_start(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
-        PLAN.configure(settings_from(environment.parsed_options))  # the master's options arrive with the spawn
-    PLAN.begin()
+        PROCESS.configure(settings_from(environment.parsed_options))  # the master's options arrive with the spawn
+    PROCESS.begin()
 
 
 @events.test_stop.add_listener
 def _test_stop(environment: Any, **_: Any) -> None:
-    PLAN.finish()
+    PROCESS.finish()
 
 
 @events.quit.add_listener
 def _quit(exit_code: int, **_: Any) -> None:
-    PLAN.write()
+    PROCESS.write()
 
 
 class ChatUser(User):
@@ -272,11 +272,11 @@ class ChatUser(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.index = next(PLAN.users)
-        name = f"load-{PLAN.settings.seed}-{PLAN.worker_index}-{self.index}"
-        self.session = ChatSession(PLAN.load, Target.parse(self.host), name,
-                                   timeout_s=PLAN.settings.stream_timeout_s)  # fmt: skip
-        self.mock = Connection(Target.parse(PLAN.settings.mock)) if PLAN.settings.mock else None
+        self.index = next(PROCESS.users)
+        name = f"load-{PROCESS.settings.seed}-{PROCESS.worker_index}-{self.index}"
+        self.session = ChatSession(PROCESS.load, Target.parse(self.host), name,
+                                   timeout_s=PROCESS.settings.stream_timeout_s)  # fmt: skip
+        self.mock = Connection(Target.parse(PROCESS.settings.mock)) if PROCESS.settings.mock else None
 
     def on_stop(self) -> None:
         self.session.close()
@@ -285,33 +285,33 @@ class ChatUser(User):
 
     @task
     def conversation(self) -> None:
-        plan = PLAN
-        open_loop = plan.shape.loop == "open"
+        run = PROCESS
+        open_loop = run.shape.loop == "open"
         t_sched = None
         if open_loop:
-            t_sched = plan.claim()
+            t_sched = run.claim()
             if t_sched is None:  # the schedule is over: idle until the run stops
                 gevent.sleep(1.0)
                 return
         self.session.new_conversation()
-        name = plan.settings.profile
-        for turn in range(plan.settings.turns):
+        name = run.settings.profile
+        for turn in range(run.settings.turns):
             if turn and self.environment.runner.state in (STATE_STOPPING, STATE_STOPPED):
                 break  # the run is ending: finish the turn in flight, start no new one
-            number, marker, message = plan.message(self.index)
+            number, marker, message = run.message(self.index)
             try:
                 result = self.session.turn(message, t_sched if turn == 0 else None)
             except gevent.GreenletExit:
-                plan.stats.interrupted()
+                run.stats.interrupted()
                 raise
-            plan.record(result, scheduled=open_loop and turn == 0, name=name, marker=marker)
-            every = plan.settings.check_every
+            run.record(result, scheduled=open_loop and turn == 0, name=name, marker=marker)
+            every = run.settings.check_every
             if result.ok and self.mock is not None and every and number % every == 0:
-                plan.check_text(result, marker, self.mock)
+                run.check_text(result, marker, self.mock)
             if not result.ok:
                 break
-            if turn + 1 < plan.settings.turns and plan.settings.think_s:
-                gevent.sleep(plan.settings.think_s)
+            if turn + 1 < run.settings.turns and run.settings.think_s:
+                gevent.sleep(run.settings.think_s)
 
 
 class YamlShape(LoadTestShape):
@@ -324,7 +324,7 @@ class YamlShape(LoadTestShape):
     judged = 0  # steps judged so far
 
     def tick(self) -> tuple[int, float] | None:
-        shape = PLAN.shape
+        shape = PROCESS.shape
         run_time = self.get_run_time()
         level = shape.level(run_time)
         if level is None:
@@ -342,6 +342,6 @@ class YamlShape(LoadTestShape):
             stage = shape.stages[self.judged]
             begin = shape.stages[self.judged - 1].until_s if self.judged else 0.0
             self.judged += 1
-            if saturated(stage.rate, PLAN.stats.stage_rates(PLAN.started_at, begin, stage.until_s)):
+            if saturated(stage.rate, PROCESS.stats.stage_rates(PROCESS.started_at, begin, stage.until_s)):
                 return True
         return False

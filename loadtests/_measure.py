@@ -18,10 +18,8 @@ from typing import Any
 
 import msgspec
 
-from mockllm._tokenizer import count_tokens
-from scenarios._grammar import GrammarMatcher
-from scenarios._profiles import StreamSpec
-from scenarios._stream import normalize
+from contracts import GrammarMatcher, StreamSpec, normalize
+from mockllm import count_tokens
 
 from ._events import EventSplitter
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from mockllm.pytest_plugin import stop_process
-from scenarios._launch import start_mock
+from mockllm import start_mock
 
 from ._config import LoadSettings
+from ._runner import run_locust
 
 P50_LIMIT_MS = 1.0
 
@@ -78,8 +78,6 @@ def pair_errors(traces: list[dict[str, Any]], journal: list[dict[str, Any]]) -> 
 
 def measure(url: str, *, users: int, run_time_s: float, max_tokens: int, workdir: Path) -> dict[str, Any]:
     """Load the mock at `url` with one Locust process and return the paired errors and the run's figures."""
-    from .__main__ import run_locust
-
     traces_dir = workdir / "traces"
     settings = LoadSettings(profile="openai-chat", shape="closed", users=users, run_time_s=run_time_s,
                             max_tokens=max_tokens, mock=url, check_every=0, trace_dir=str(traces_dir))  # fmt: skip
@@ -105,14 +103,13 @@ def measure(url: str, *, users: int, run_time_s: float, max_tokens: int, workdir
 
 def run_selftest(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="loadtests-selftest-"))
-    process, url = start_mock(workdir, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms)
     try:
-        started = time.monotonic()
-        figures = measure(url, users=args.users, run_time_s=args.run_time, max_tokens=args.max_tokens,
-                          workdir=workdir)  # fmt: skip
-        took = time.monotonic() - started
+        with start_mock(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, log=workdir / "mockllm.log") as mock:
+            started = time.monotonic()
+            figures = measure(mock.url, users=args.users, run_time_s=args.run_time, max_tokens=args.max_tokens,
+                              workdir=workdir)  # fmt: skip
+            took = time.monotonic() - started
     finally:
-        stop_process(process)
         shutil.rmtree(workdir, ignore_errors=True)
     errors, validity = figures["errors_ms"], figures["validity"]
     print(f"self-test: {args.users} concurrent streams, mock TTFT {args.ttft_ms:g} ms / ITL {args.itl_ms:g} ms; "

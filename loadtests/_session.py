@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
+from contracts import DEFAULT_SETTINGS, Call, Operation, Profile, json_path, mint_token, render
 
-from scenarios._profiles import DEFAULT_SETTINGS, Call, Operation, Profile
-from scenarios._template import json_path, render
-
-from ._client import Connection, RequestFailed, Target, clock, encode_request
+from ._connection import Connection, RequestFailed, Target, clock, encode_request
 from ._measure import StreamFailure, StreamMeter, StreamResult, StreamRules
 
+TOKEN_TTL_S = 86_400  # a load user's token outlives any bounded run
 # The conformance suite's assumptions about an implementation (the reference server's fixtures).
 DEFAULT_VARIABLES = {
     "model": DEFAULT_SETTINGS["allowed_model"],
@@ -48,8 +45,7 @@ class LoadProfile:
     def token(self, user: str) -> str | None:
         if self.profile.auth == "none" or self.jwt_secret is None:
             return None
-        now = int(time.time())
-        return jwt.encode({"sub": user, "iat": now, "exp": now + 86400}, self.jwt_secret, algorithm="HS256")
+        return mint_token(self.jwt_secret, user, ttl_s=TOKEN_TTL_S)
 
 
 class ChatSession:

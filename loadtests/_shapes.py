@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios._spec import Spec, find_spec_file, read_yaml
+from contracts import Spec, find_spec_file, read_yaml
 
 SHAPE_DIR = Path(__file__).parent / "shapes"
 LOOPS = ("closed", "open")

@@ -2,32 +2,52 @@
 
 One seed fixes every byte, delay and fault of every response, whatever the concurrency.
 Pure cores (`plan_response`, the dialect encoders, `stream_schedule`) decide a response; the
-server (`MockServer`) only plays it on its deadlines and records it in the journal.
+server (`MockServer`) only plays it on its deadlines and records it in the journal. The dialects
+it speaks are registered in `mockllm.dialects`; `mockllm.launcher` (its names re-exported here)
+starts the mock, or any server that says where it listens, as a child process.
+
+These names, `mockllm.dialects`, `mockllm.launcher`, `mockllm.client` and `mockllm.pytest_plugin`
+are the package's public face; its `_modules` are its own.
 """
 
 from ._config import MockConfig, parse_config
 from ._errors import ConfigError, RequestError
 from ._faults import Fault, parse_fault
 from ._plan import Plan, plan_response
-from ._request import ChatRequest, Message, request_seed
+from ._request import ChatRequest, Message, Overrides, request_seed
 from ._server import MockServer
-from ._tokenizer import count_tokens, tokenize
+from ._tokenizer import MAX_PIECE_CHARS, PRETOKEN_PATTERN, count_tokens, tokenize
+from ._wire import stream_schedule
 from .client import MockLLMClient
+from .dialects import Call, Encoding
+from .launcher import ServerProcess, StartError, mock_command, start_listening, start_mock, stop_process
 
 __all__ = [
+    "MAX_PIECE_CHARS",
+    "PRETOKEN_PATTERN",
+    "Call",
     "ChatRequest",
     "ConfigError",
+    "Encoding",
     "Fault",
     "Message",
     "MockConfig",
     "MockLLMClient",
     "MockServer",
+    "Overrides",
     "Plan",
     "RequestError",
+    "ServerProcess",
+    "StartError",
     "count_tokens",
+    "mock_command",
     "parse_config",
     "parse_fault",
     "plan_response",
     "request_seed",
+    "start_listening",
+    "start_mock",
+    "stop_process",
+    "stream_schedule",
     "tokenize",
 ]

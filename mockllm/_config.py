@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from contracts import SpecError, read_yaml
 
 from ._answers import AnswerRule, AnswerSource, ProseAnswer, parse_answer_rule, parse_source
 from ._distributions import Distribution, parse_distribution
@@ -204,13 +204,9 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a mapping; errors name the file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError("<file>", f"cannot read {path}: {err.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError("<file>", f"{path} is not valid YAML: {err}") from None
+        raw = read_yaml(Path(path))
+    except SpecError as err:  # it names the file: "cannot read: ...", "not valid YAML: ..."
+        raise ConfigError("<file>", str(err)) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

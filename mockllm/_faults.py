@@ -11,6 +11,9 @@ One spec syntax serves the `x-mock-fault` header, the config file and the admin 
     truncate[-after=N]   the body ends cleanly after N chunks (all by default): no finish, no [DONE]
     fragment             a valid stream written in small pieces at odd byte offsets
 
+Each parsed fault also says what it does on the wire (`Fault.effect`: a stall with `for=S` is a
+pause), so the wire schedule plays the effect it is given and decides none itself.
+
 Schedules (`when` in config) pick requests by a seeded probability, the first N, every k-th, or
 a prompt pattern. The probability draw comes from the request's own seeded generator, so it
 depends on the request and the seed, never on arrival order.
@@ -27,6 +30,11 @@ from typing import Any, Literal
 from ._errors import ConfigError
 
 FaultKind = Literal["http", "error", "disconnect", "stall", "malformed", "truncate", "fragment"]
+"""What a spec names (`stall-after=N` and `stall-after=N,for=S` are both a stall)."""
+
+FaultEffect = Literal["http", "error", "disconnect", "stall", "pause", "malformed", "truncate", "fragment"]
+"""What a fault does to the response: its kind, except that a stall with `for=S` is a pause (the
+silence passes and the rest follows, later by S seconds); a stall is silence for good."""
 
 _COUNTED: dict[str, FaultKind] = {
     "error-after": "error",
@@ -53,7 +61,7 @@ class FaultSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """What goes wrong with one response."""
+    """What goes wrong with one response: `kind` as the spec names it, `effect` as the wire plays it."""
 
     kind: FaultKind
     spec: str
@@ -61,6 +69,11 @@ class Fault:
     after: int | None = None  # content chunks sent before the fault; None: all of them
     seconds: float | None = None  # a stall's length; None: for good
     retry_after: float | None = None
+    effect: FaultEffect = field(init=False, repr=False, compare=False)  # from the fields above
+
+    def __post_init__(self) -> None:
+        paused = self.kind == "stall" and self.seconds is not None
+        object.__setattr__(self, "effect", "pause" if paused else self.kind)
 
 
 def parse_fault(spec: str) -> Fault:

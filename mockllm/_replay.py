@@ -7,65 +7,49 @@ event as it arrived, with the time since the request was sent:
     {"at_ms": 0.0, "event": "message_start", "data": "{\"type\":\"message_start\", ...}"}
     {"at_ms": 412.5, "event": "content_block_delta", "data": "{\"type\":\"content_block_delta\", ...}"}
 
-`dialect` names the wire format the events are in (`openai-chat`, `openai-completions`,
-`openai-responses`, `anthropic-messages`, `gemini`); `event` is the SSE event type, if the event had
-one; `data` is the event's data field as text. Events that carry no answer text (starts, pings,
-usage, `[DONE]`) are kept in the file as captured and skipped on load. The answer is the text of
-the remaining events, one chunk per event, each due at its `at_ms` divided by the replay's speed;
-the mock re-encodes the chunks in whatever dialect the request asks for.
+`dialect` names the wire format the events are in, a registered dialect (`openai-chat`,
+`openai-completions`, `openai-responses`, `anthropic-messages`, `gemini`), whose `text_of` reads the
+text out of each event; `event` is the SSE event type, if the event had one; `data` is the event's
+data field as text. Events that carry no answer text (starts, pings, usage, `[DONE]`) are kept in
+the file as captured and skipped on load. The answer is the text of the remaining events, one
+chunk per event, each due at its `at_ms` divided by the replay's speed; the mock re-encodes the
+chunks in whatever dialect the request asks for.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._dialect_registry import DIALECTS
 from ._errors import ConfigError
 
 FORMAT = "mockllm/1"
 BUILTIN_DIR = Path(__file__).parent / "transcripts"
 
-
-def _openai_chat(event: str | None, data: dict[str, Any]) -> str | None:
-    choices = data.get("choices") or []
-    return (choices[0].get("delta") or {}).get("content") if choices else None
+TextOf = Callable[[str | None, dict[str, Any]], str | None]
 
 
-def _openai_completions(event: str | None, data: dict[str, Any]) -> str | None:
-    choices = data.get("choices") or []
-    return choices[0].get("text") if choices else None
+class _TextReaders(Mapping[str, TextOf]):
+    """Each registered dialect's name -> its `text_of`, read from the registry on every lookup."""
+
+    def __getitem__(self, name: str) -> TextOf:
+        dialect = DIALECTS.named(name)
+        if dialect is None:
+            raise KeyError(name)
+        return dialect.text_of
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DIALECTS.names())
+
+    def __len__(self) -> int:
+        return len(DIALECTS)
 
 
-def _openai_responses(event: str | None, data: dict[str, Any]) -> str | None:
-    return data.get("delta") if data.get("type") == "response.output_text.delta" else None
-
-
-def _anthropic(event: str | None, data: dict[str, Any]) -> str | None:
-    delta = data.get("delta") or {}
-    return (
-        delta.get("text") if data.get("type") == "content_block_delta" and delta.get("type") == "text_delta" else None
-    )
-
-
-def _gemini(event: str | None, data: dict[str, Any]) -> str | None:
-    candidates = data.get("candidates") or []
-    if not candidates:
-        return None
-    parts = (candidates[0].get("content") or {}).get("parts") or []
-    texts = [part["text"] for part in parts if isinstance(part.get("text"), str) and not part.get("thought")]
-    return "".join(texts) if texts else None
-
-
-TEXT_OF: dict[str, Callable[[str | None, dict[str, Any]], str | None]] = {
-    "openai-chat": _openai_chat,
-    "openai-completions": _openai_completions,
-    "openai-responses": _openai_responses,
-    "anthropic-messages": _anthropic,
-    "gemini": _gemini,
-}
+TEXT_OF: Mapping[str, TextOf] = _TextReaders()
 """Per wire format, the answer text an event carries (None: it carries none)."""
 
 

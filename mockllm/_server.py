@@ -1,167 +1,111 @@
-"""The mock LLM server: routes, the chat path (plan, schedule, play, journal) and the admin API.
+"""The mock LLM server: one route table over every registered dialect and the admin API, and the
+chat path (plan, schedule, play, journal).
 
-State that depends on arrival order (the journal, armed faults, schedule counters, the number of
-active streams) lives here at the edge; everything a response carries is decided by the pure
-planner from the config and the request.
+A route is a `Route` record; the table maps a request's method and path to the routes on it in one
+lookup, and every handler is called alike, `handler(call, request, conn)`: a dialect's chat route is
+the chat path bound to that dialect, its other endpoints and the admin API's (`_admin`) answer at
+once. State that depends on arrival order (the journal, schedule counters, the number of active
+streams, the armed faults the admin API keeps) lives at this edge; everything a response carries
+is decided by the pure planner from the config and the request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ._admin import Admin, Respond, admin_error
 from ._answers import ProseAnswer, warm_up
 from ._arrivals import ArrivalQueue
-from ._config import MockConfig, merge, parse_config
-from ._errors import ConfigError, RequestError
-from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
+from ._config import MockConfig, parse_config
+from ._errors import RequestError
+from ._faults import Fault, FaultSyntaxError, parse_fault
 from ._http import ClientGone, Connection, HttpServer, Request
 from ._journal import Journal, RawBody, redact
 from ._metrics import Achieved, Metrics
 from ._plan import Plan, plan_response, rng_for
 from ._request import ChatRequest, request_seed
 from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, stream_schedule
-from .dialects import DIALECTS, Call, Dialect, Encoding
+from .dialects import DIALECTS, Call, Dialect, Encoding, Route
 
-JSON_HEADERS = (("content-type", "application/json"),)
-AdminHandler = Callable[[Call], Awaitable[HttpResponse] | HttpResponse]
-
-
-def json_response(status: int, value: Any) -> HttpResponse:
-    return HttpResponse(status, JSON_HEADERS, json.dumps(value, ensure_ascii=False).encode())
+Handler = Callable[[Call, Request, Connection], Awaitable[None]]
 
 
-def admin_error(status: int, message: str, **extra: Any) -> HttpResponse:
-    return json_response(status, {"error": {"message": message, **extra}})
+class _RouteTable:
+    """Exact paths in a dict, `{name}` patterns as regexes: (method, path) -> the routes on it,
+    those with a claim first (in the order they were added), the one without last."""
 
+    def __init__(self, routes: Iterable[Route[Handler]]) -> None:
+        self._exact: dict[tuple[str, str], tuple[Route[Handler], ...]] = {}
+        self._patterns: dict[tuple[str, str], tuple[re.Pattern[str], tuple[Route[Handler], ...]]] = {}
+        for route in routes:
+            key = (route.method, route.path)
+            if "{" not in route.path:
+                self._exact[key] = _share(self._exact.get(key, ()), route)
+            elif key in self._patterns:
+                regex, shared = self._patterns[key]
+                self._patterns[key] = (regex, _share(shared, route))
+            else:
+                regex = re.compile(re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.path)) + "$")
+                self._patterns[key] = (regex, (route,))
 
-@dataclass(slots=True)
-class ArmedFault:
-    """A fault armed through the admin API for the next `remaining` matching requests."""
-
-    id: int
-    fault: Fault
-    match: Match
-    remaining: int | None  # None: every matching request until disarmed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "fault": self.fault.spec,
-            "match": self.match.to_config(),
-            "remaining": self.remaining,
-        }
-
-
-class _Claimed:
-    """Several dialects on one route (e.g. `GET /v1/models`, OpenAI's and the google-genai SDK's):
-    the first whose `claim(call)` holds serves it, else the one that registered without a claim."""
-
-    def __init__(self, default: Any = None) -> None:
-        self.claims: list[tuple[Callable[[Call], bool], Any]] = []
-        self.default = default
-
-    def add(self, target: Any, claim: Callable[[Call], bool] | None) -> None:
-        if claim is None:
-            self.default = target
-        else:
-            self.claims.append((claim, target))
-
-    def pick(self, call: Call) -> Any:
-        for claim, target in self.claims:
-            if claim(call):
-                return target
-        return self.default
-
-
-class _Routes:
-    """Exact paths in a dict, `{name}` patterns as regexes: (method, path) -> (handler, params)."""
-
-    def __init__(self) -> None:
-        self._exact: dict[tuple[str, str], Any] = {}
-        self._patterns: dict[tuple[str, str], tuple[re.Pattern[str], Any]] = {}
-
-    def add(self, method: str, path: str, target: Any, claim: Callable[[Call], bool] | None = None) -> None:
-        key, exact = (method, path), "{" not in path
-        current = self._exact.get(key) if exact else self._patterns.get(key, (None, None))[1]
-        if claim is not None or isinstance(current, _Claimed):
-            shared = current if isinstance(current, _Claimed) else _Claimed(default=current)
-            shared.add(target, claim)
-            target = shared
-        if exact:
-            self._exact[key] = target
-        else:
-            regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
-            self._patterns[key] = (re.compile(regex + "$"), target)
-
-    def find(self, method: str, path: str) -> tuple[Any, dict[str, str]] | None:
-        target = self._exact.get((method, path))
-        if target is not None:
-            return target, {}
-        for (route_method, _), (regex, target) in self._patterns.items():
+    def find(self, method: str, path: str) -> tuple[tuple[Route[Handler], ...], dict[str, str]] | None:
+        routes = self._exact.get((method, path))
+        if routes is not None:
+            return routes, {}
+        for (route_method, _), (regex, routes) in self._patterns.items():
             found = regex.match(path)
             if found and route_method == method:
-                return target, found.groupdict()
+                return routes, found.groupdict()
         return None
 
     def allows(self, path: str) -> bool:
         return any(p == path for _, p in self._exact) or any(r.match(path) for r, _ in self._patterns.values())
 
 
+def _share(routes: tuple[Route[Handler], ...], route: Route[Handler]) -> tuple[Route[Handler], ...]:
+    """`route` among those on its path: the claimed ones in the order added, then the one without."""
+    claimed = tuple(known for known in routes if known.claim is not None)
+    default = tuple(known for known in routes if known.claim is None)
+    if route.claim is not None:
+        return (*claimed, route, *default)
+    if default:
+        raise ValueError(f"{route.method} {route.path} is served twice; give one of them a claim")
+    return (*claimed, route)
+
+
 class MockServer:
-    """The application: give it a config mapping, `start()` it, and it serves every dialect."""
+    """The application: give it a config mapping, `start()` it, and it serves every dialect
+    registered when it was made."""
 
     def __init__(self, raw_config: dict[str, Any] | None = None) -> None:
-        self._startup_raw = raw_config or {}
-        self.config: MockConfig = parse_config(self._startup_raw)
+        startup_raw = raw_config or {}
+        self.config: MockConfig = parse_config(startup_raw)
         self.journal = Journal(self.config.journal_max_entries)
         self.metrics = Metrics()
         self.active_streams = 0
-        self._armed: list[ArmedFault] = []
-        self._armed_ids = 0
         self._rule_counts: list[int] = [0] * len(self.config.fault_rules)
-        self._started = time.time()
+        self._admin = Admin(self, startup_raw)
+        self._armed = self._admin.armed  # the same list: the chat path takes its faults from it
         self._http = HttpServer(self._handle)
         self._arrivals = ArrivalQueue()
-        self._routes = _Routes()
+        routes: list[Route[Handler]] = []
         for dialect in DIALECTS:
-            for method, path in dialect.chat_routes:
-                self._routes.add(method, path, dialect)
-            for method, path, name, *claim in dialect.extra_routes:
-                # An optional fourth item names the dialect's `claim(call)` for a route it shares.
-                self._routes.add(method, path, (dialect, getattr(dialect, name)), *(getattr(dialect, c) for c in claim))
-        admin: list[tuple[str, str, AdminHandler]] = [
-            ("GET", "/health", lambda call: json_response(200, {"status": "ok"})),
-            ("GET", "/metrics", self._metrics),
-            ("GET", "/_mock/config", lambda call: json_response(200, self.config.to_dict())),
-            ("PUT", "/_mock/config", self._replace_config),
-            ("PATCH", "/_mock/config", self._patch_config),
-            (
-                "GET",
-                "/_mock/faults",
-                lambda call: json_response(200, {"faults": [a.to_dict() for a in self._armed]}),
-            ),
-            ("POST", "/_mock/faults", self._arm_fault),
-            ("DELETE", "/_mock/faults", self._disarm_faults),
-            ("GET", "/_mock/journal", self._read_journal),
-            (
-                "DELETE",
-                "/_mock/journal",
-                lambda call: json_response(200, {"cleared": self.journal.clear()}),
-            ),
-            ("POST", "/_mock/reset", self._reset),
-            ("GET", "/_mock/stats", self._stats),
-        ]
-        for method, path, handler in admin:
-            self._routes.add(method, path, handler)
+            chat = partial(self._chat, dialect)
+            for route in dialect.routes:
+                endpoint = route.handler
+                handler = chat if endpoint is None else self._answering(partial(self._endpoint, endpoint))
+                routes.append(Route(route.method, route.path, handler, route.claim))
+        for route in self._admin.routes():
+            routes.append(Route(route.method, route.path, self._answering(route.handler), route.claim))
+        self._routes = _RouteTable(routes)
 
     @property
     def idle(self) -> bool:
@@ -178,36 +122,54 @@ class MockServer:
     async def close(self) -> None:
         await self._http.close()
 
+    def install(self, config: MockConfig, *, restart_schedules: bool = False) -> None:
+        """Put `config` in force (the admin API's PUT, PATCH and reset)."""
+        if (
+            restart_schedules
+            or len(config.fault_rules) != len(self._rule_counts)
+            or config.fault_rules != self.config.fault_rules
+        ):
+            self._rule_counts = [0] * len(config.fault_rules)
+        self.config = config
+        self.journal.resize(config.journal_max_entries)
+
     # -- dispatch ---------------------------------------------------------------------------------
 
     async def _handle(self, request: Request, conn: Connection) -> None:
         found = self._routes.find(request.method, request.path)
+        if found is None:
+            await self._not_served(request, conn)
+            return
+        routes, params = found
         call = Call(
             method=request.method,
             path=request.path,
             query=dict(parse_qsl(request.query)) if request.query else {},
             headers=request.headers,
             body=request.body,
-            path_params=found[1] if found else {},
+            path_params=params,
         )
-        if found is None:
-            status = 405 if self._routes.allows(request.path) else 404
-            message = f"{request.method} {request.path} is not served by the mock"
-            await conn.play(immediate(admin_error(status, message)), request.arrival)
-            return
-        target = found[0]
-        if isinstance(target, _Claimed):
-            target = target.pick(call)
-        if isinstance(target, tuple):  # a dialect's own endpoint, e.g. GET /v1/models
-            response = target[1](call, self.config)
-        elif callable(target):
-            response = target(call)
-            if asyncio.iscoroutine(response):
-                response = await response
-        else:
-            await self._chat(target, call, request, conn)
-            return
-        await conn.play(immediate(response), request.arrival)
+        for route in routes:
+            if route.claim is None or route.claim(call):
+                await route.handler(call, request, conn)
+                return
+        await self._not_served(request, conn)  # every route here has a claim, and none holds
+
+    async def _not_served(self, request: Request, conn: Connection) -> None:
+        status = 405 if self._routes.allows(request.path) else 404
+        message = f"{request.method} {request.path} is not served by the mock"
+        await conn.play(immediate(admin_error(status, message)), request.arrival)
+
+    def _answering(self, respond: Respond) -> Handler:
+        """A handler that plays `respond(call)` at once."""
+
+        async def handler(call: Call, request: Request, conn: Connection) -> None:
+            await conn.play(immediate(respond(call)), request.arrival)
+
+        return handler
+
+    def _endpoint(self, endpoint: Callable[[Call, MockConfig], HttpResponse], call: Call) -> HttpResponse:
+        return endpoint(call, self.config)  # the config in force when the request came
 
     # -- the chat path ----------------------------------------------------------------------------
 
@@ -344,107 +306,3 @@ class MockServer:
         entry["outcome"] = outcome
         entry["achieved"] = achieved  # rendered when the journal is read
         self.metrics.record(dialect, outcome, achieved)
-
-    # -- admin API --------------------------------------------------------------------------------
-
-    def _metrics(self, call: Call) -> HttpResponse:
-        body = self.metrics.render(self.active_streams).encode()
-        return HttpResponse(200, (("content-type", "text/plain; version=0.0.4"),), body)
-
-    def _replace_config(self, call: Call) -> HttpResponse:
-        """PUT: the startup config with this mapping merged over it."""
-        return self._apply_config(call, lambda body: merge(self._startup_raw, body))
-
-    def _patch_config(self, call: Call) -> HttpResponse:
-        """PATCH: the config in force with this mapping merged over it."""
-        return self._apply_config(call, lambda body: merge(self.config.to_dict(), body))
-
-    def _apply_config(self, call: Call, build: Callable[[dict[str, Any]], dict[str, Any]]) -> HttpResponse:
-        try:
-            body = call.json_object()
-            new = parse_config(build(body))
-        except RequestError as err:
-            return admin_error(400, err.message)
-        except ConfigError as err:
-            return admin_error(400, str(err), key=err.key)
-        self._install(new)
-        return json_response(200, new.to_dict())
-
-    def _install(self, config: MockConfig) -> None:
-        if len(config.fault_rules) != len(self._rule_counts) or config.fault_rules != self.config.fault_rules:
-            self._rule_counts = [0] * len(config.fault_rules)
-        self.config = config
-        self.journal.resize(config.journal_max_entries)
-
-    def _arm_fault(self, call: Call) -> HttpResponse:
-        """POST {fault: SPEC, match?: {contains, regex, model, turn, path}, count?: N (default 1)}."""
-        try:
-            body = call.json_object()
-            unknown = sorted(set(body) - {"fault", "match", "count"})
-            if unknown:
-                raise ConfigError(unknown[0], "unknown field; use fault, match, count")
-            if not isinstance(body.get("fault"), str | int):
-                raise ConfigError("fault", "required: a fault spec such as '429' or 'error-after=3'")
-            try:
-                fault = parse_fault(str(body["fault"]))
-            except FaultSyntaxError as err:
-                raise ConfigError("fault", str(err)) from None
-            match = parse_match(body.get("match"), "match")
-            count = body.get("count", 1)
-            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-                raise ConfigError("count", f"expected a whole number >= 1 or null (every request), got {count!r}")
-        except RequestError as err:
-            return admin_error(400, err.message)
-        except ConfigError as err:
-            return admin_error(400, str(err), key=err.key)
-        self._armed_ids += 1
-        armed = ArmedFault(self._armed_ids, fault, match, count)
-        self._armed.append(armed)
-        return json_response(201, armed.to_dict())
-
-    def _disarm_faults(self, call: Call) -> HttpResponse:
-        count = len(self._armed)
-        self._armed.clear()
-        return json_response(200, {"disarmed": count})
-
-    def _read_journal(self, call: Call) -> HttpResponse:
-        """GET ?prompt_contains=&model=&path=&outcome=&since_id=&limit="""
-        query = dict(call.query)
-        filters: dict[str, Any] = {}
-        for name in ("prompt_contains", "model", "path", "outcome"):
-            if name in query:
-                filters[name] = query.pop(name)
-        for name in ("since_id", "limit"):
-            if name in query:
-                raw = query.pop(name)
-                if not raw.isdigit():
-                    return admin_error(400, f"query parameter {name!r} must be a whole number, got {raw!r}")
-                filters[name] = int(raw)
-        if query:
-            return admin_error(400, f"unknown query parameter {sorted(query)[0]!r}")
-        return json_response(200, {"entries": self.journal.query(**filters)})
-
-    def _reset(self, call: Call) -> HttpResponse:
-        """Back to the startup state: config, journal, armed faults, schedule counters, metrics."""
-        self._install(parse_config(self._startup_raw))
-        self._rule_counts = [0] * len(self.config.fault_rules)
-        self.journal.clear()
-        self._armed.clear()
-        self.metrics = Metrics()
-        return json_response(200, {"reset": True})
-
-    def _stats(self, call: Call) -> HttpResponse:
-        by_outcome: dict[str, int] = {}
-        for (_, outcome), count in self.metrics.requests.items():
-            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
-        return json_response(
-            200,
-            {
-                "requests": sum(by_outcome.values()),
-                "by_outcome": by_outcome,
-                "active_streams": self.active_streams,
-                "journal_entries": len(self.journal),
-                "armed_faults": len(self._armed),
-                "uptime_s": time.time() - self._started,
-            },
-        )

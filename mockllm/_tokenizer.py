@@ -4,9 +4,9 @@ Real tokenizers cut text into word pieces that carry their leading space (`" Hel
 and split long words into several pieces. This one does the same with a fixed rule, so token
 boundaries and usage counts are known in advance and identical on every machine:
 
-1. Pre-tokenize as GPT-2 does: contractions, a letter run with its leading space, up to three
-   digits with their leading space, a run of other symbols (`_` among them) with its leading
-   space, white space.
+1. Pre-tokenize as GPT-2 does (`PRETOKEN_PATTERN`): contractions, a letter run with its leading
+   space, up to three digits with their leading space, a run of other symbols (`_` among them)
+   with its leading space, white space.
 2. Cut any piece longer than `MAX_PIECE_CHARS` characters (the leading space included) into
    pieces of that length. Cuts fall between code points, never inside a UTF-8 sequence, so every
    token is valid text on its own, as in a real provider's stream.
@@ -20,7 +20,7 @@ import re
 
 MAX_PIECE_CHARS = 7
 
-_PRETOKEN = re.compile(
+PRETOKEN_PATTERN = re.compile(
     r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""",
 )
 
@@ -33,7 +33,7 @@ TOKENS_REPLY_PRIMING = 3
 def tokenize(text: str) -> list[str]:
     """Split text into tokens whose concatenation is the text."""
     tokens: list[str] = []
-    for piece in _PRETOKEN.findall(text):
+    for piece in PRETOKEN_PATTERN.findall(text):
         if len(piece) <= MAX_PIECE_CHARS:
             tokens.append(piece)
         else:
@@ -44,7 +44,7 @@ def tokenize(text: str) -> list[str]:
 def count_tokens(text: str) -> int:
     """Number of tokens in text, without building the token list's slices."""
     count = 0
-    for piece in _PRETOKEN.findall(text):
+    for piece in PRETOKEN_PATTERN.findall(text):
         count += -(-len(piece) // MAX_PIECE_CHARS)
     return count
 

@@ -1,11 +1,12 @@
 """From a plan and a dialect's encoding to the exact bytes on the wire and when each write is due.
 
-This is where a fault changes the response: an error event in place of the next chunk, a close
-mid-body, a silence, a broken chunk, a clean early end, or writes cut at odd byte offsets. The
-result, a `WireSchedule`, is pure: each write is a list of parts, either fixed bytes or the index
-of an answer chunk that the dialect's template encodes when the write is due. Encoding a chunk
-costs the same then as on arrival, but a burst of a thousand requests no longer spends the time
-before its first tokens encoding every stream to the end.
+This is where a fault changes the response, as its `effect` (from the fault model) says: an error
+event in place of the next chunk, a close mid-body, a silence for good or a pause, a broken chunk,
+a clean early end, or writes cut at odd byte offsets. The result, a `WireSchedule`, is pure: each
+write is a list of parts, either fixed bytes or the index of an answer chunk that the dialect's
+template encodes when the write is due. Encoding a chunk costs the same then as on arrival, but a
+burst of a thousand requests no longer spends the time before its first tokens encoding every
+stream to the end.
 """
 
 from __future__ import annotations
@@ -140,13 +141,12 @@ def _any_stream(
 ) -> WireSchedule:
     """Any plan, any fault: the writes listed one by one, then those due together merged."""
     fault = plan.fault
-    kind = fault.kind if fault else None
+    kind = fault.effect if fault else None
     n = len(frames.chunks)
     cut = n if fault is None or fault.after is None else min(fault.after, n)
     at_cut = plan.offsets[cut] if cut < n else plan.end_offset
     end: End = "complete"
-    if kind == "stall" and fault is not None and fault.seconds is not None:
-        kind = "pause"  # a stall that passes: the rest follows, later by its length
+    # A pause is a stall that passes: the rest follows, later by its length.
     shift = fault.seconds if kind == "pause" and fault is not None and fault.seconds else 0.0
     last = cut if kind in ("error", "disconnect", "truncate", "stall") else n
     # Parallel lists, one entry per write: when it is due, its parts, the answer chunks it carries.
@@ -276,7 +276,7 @@ def body_schedule(
 ) -> WireSchedule:
     """The non-streamed response, sent when its last token is due, with the plan's fault applied."""
     fault = plan.fault
-    kind = fault.kind if fault else None
+    kind = fault.effect if fault else None
     at = plan.end_offset
     if fault is not None and fault.after is not None and fault.after < len(plan.offsets):
         cut_at = plan.offsets[fault.after]
@@ -287,8 +287,8 @@ def body_schedule(
     if kind == "disconnect":
         return WireSchedule((cut_at,), ((),), (0,), "abort")
     if kind == "stall":
-        if fault is None or fault.seconds is None:
-            return WireSchedule((cut_at,), ((),), (0,), "stall")
+        return WireSchedule((cut_at,), ((),), (0,), "stall")
+    if kind == "pause" and fault is not None and fault.seconds is not None:
         at += fault.seconds
     if kind == "malformed":
         body = ok.body[: len(ok.body) // 2]

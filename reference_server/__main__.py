@@ -15,8 +15,11 @@ import sys
 import threading
 from typing import Any
 
+from contracts import contract_profiles
+from mockllm import MockServer
+
 from ._listen import BACKLOG, listening_socket
-from ._settings import ALL_PROFILES, Settings, SettingsError, load_settings, to_environ
+from ._settings import Settings, SettingsError, load_settings, to_environ
 
 # Flag -> setting, for flags that map one to one (type conversion happens in the settings parser).
 _FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -49,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         action="append",
-        choices=ALL_PROFILES,
-        help="a contract to serve; repeat for several (default: all five)",
+        choices=contract_profiles(),
+        help="a contract to serve; repeat for several (default: all of them)",
     )
     parser.add_argument("--config", help="YAML file of settings")
     parser.add_argument(
@@ -88,8 +91,6 @@ def flags_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def start_mock_in_thread(settings: Settings) -> str:
     """Start the mock LLM on a free loopback port in a daemon thread; its OpenAI base URL."""
-    from mockllm._server import MockServer
-
     ready: dict[str, Any] = {}
     started = threading.Event()
 

@@ -10,7 +10,7 @@ from litestar.openapi import OpenAPIConfig
 
 from ._chat import ChatCore
 from ._settings import Settings, load_settings
-from .profiles import PROFILES
+from .profiles import adapter
 
 
 def create_app(settings: Settings, llm_base_url: str | None = None) -> Litestar:
@@ -19,15 +19,16 @@ def create_app(settings: Settings, llm_base_url: str | None = None) -> Litestar:
     if not base_url:
         raise ValueError("llm_base_url: no LLM to call (the CLI starts the mock when none is given)")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per LLM call
+    adapters = [adapter(name) for name in settings.profiles]
     core = ChatCore(settings, base_url)
-    handlers = [handler for name in settings.profiles for handler in PROFILES[name].handlers(core)]
+    handlers = [handler for served in adapters for handler in served.handlers(core)]
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["authorization", "content-type", "accept", "last-event-id", "cache-control"],
         expose_headers=["X-Cache", "Retry-After"],
     )
-    summaries = "; ".join(f"`{name}`: {PROFILES[name].summary}" for name in settings.profiles)
+    summaries = "; ".join(f"`{served.name}`: {served.summary}" for served in adapters)
     return Litestar(
         route_handlers=handlers,
         on_startup=[core.start],

@@ -1,12 +1,10 @@
 """HS256 JWT auth: the token's `sub` is the user id.
 
 Read from `Authorization: Bearer`, and from `?access_token=` where a contract allows it (a browser's
-EventSource cannot send headers).
+EventSource cannot send headers). Tokens are minted by `contracts.mint_token`.
 """
 
 from __future__ import annotations
-
-import time
 
 import jwt
 from litestar.connection import ASGIConnection
@@ -15,12 +13,6 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
 _USER_KEY = "auth.user"  # the request's user, in its state: the token is decoded once per request
-
-
-def mint_token(secret: str, user_id: str, *, ttl_s: float = 3600.0) -> str:
-    """A token for `user_id`, as a login endpoint would issue it (tests and demos use this)."""
-    now = int(time.time())
-    return jwt.encode({"sub": user_id, "iat": now, "exp": now + int(ttl_s)}, secret, algorithm="HS256")
 
 
 class Authenticator:

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-ALL_PROFILES = ("sessions", "conversations", "start-stream", "query-stream", "conversation-events")
+from contracts import SpecError, contract_profiles, read_yaml
+
 DEFAULT_PROJECT_ID = "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11"
 
 
@@ -47,7 +48,7 @@ class ModelRoute:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    profiles: tuple[str, ...] = ALL_PROFILES
+    profiles: tuple[str, ...] = field(default_factory=contract_profiles)  # default: every contract
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -126,8 +127,8 @@ def _rate_limits(key: str, value: Any) -> dict[str, RateLimit]:
     limits: dict[str, RateLimit] = {}
     for profile, spec in _mapping(key, value).items():
         where = f"{key}.{profile}"
-        if profile not in ALL_PROFILES:
-            raise SettingsError(where, f"unknown profile; use one of {', '.join(ALL_PROFILES)}")
+        if profile not in contract_profiles():
+            raise SettingsError(where, f"unknown profile; use one of {', '.join(contract_profiles())}")
         if spec is None:
             limits[profile] = None  # type: ignore[assignment]  # no limit: removed when merged
             continue
@@ -178,8 +179,8 @@ def _user_plans(key: str, value: Any) -> dict[str, str]:
 def _profiles(key: str, value: Any) -> tuple[str, ...]:
     names = _strings(key, value)
     for name in names:
-        if name not in ALL_PROFILES:
-            raise SettingsError(key, f"unknown profile {name!r}; use {', '.join(ALL_PROFILES)}")
+        if name not in contract_profiles():
+            raise SettingsError(key, f"unknown profile {name!r}; use {', '.join(contract_profiles())}")
     if not names:
         raise SettingsError(key, "at least one profile")
     return tuple(dict.fromkeys(names))
@@ -254,11 +255,9 @@ def parse_settings(raw: Mapping[str, Any], base: Settings | None = None) -> Sett
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as err:
-        raise SettingsError("config", f"cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SettingsError("config", f"{path} is not valid YAML: {err}") from None
+        raw = read_yaml(Path(path))
+    except SpecError as err:
+        raise SettingsError("config", str(err)) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

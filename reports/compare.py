@@ -15,20 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .conformance import write_atomic
-from .load import (
-    STATS,
-    LoadRunError,
-    error_rate,
-    fmt,
-    fmt_share,
-    is_valid,
-    metric_info,
-    metric_keys,
-    number,
-    problems,
-    template,
-)
+from ._page import fmt, fmt_share, number, template, write_atomic
+from .load import STATS, LoadRunError, error_rate, is_valid, metric_info, metric_keys, problems
 
 THRESHOLD = 0.05
 LOWER, HIGHER = "lower", "higher"
@@ -215,4 +203,4 @@ def write_compare(
     base: Mapping[str, Any], new: Mapping[str, Any], path: str | os.PathLike[str], *, threshold: float = THRESHOLD
 ) -> Path:
     """Render the comparison and write it to `path` atomically."""
-    return write_atomic(Path(path), render_compare(base, new, threshold=threshold))
+    return write_atomic(path, render_compare(base, new, threshold=threshold))

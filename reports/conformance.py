@@ -13,20 +13,17 @@ import base64
 import binascii
 import bisect
 import contextlib
-import hashlib
 import itertools
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jinja2
-import markupsafe
+from ._page import template, write_atomic
 
 RAW_CAP = 64 * 1024  # bytes of a stream shown in its raw view; the JSON result keeps them all
 TEXT_CAP = 16 * 1024  # characters of a request or response body shown
@@ -578,52 +575,11 @@ def _append(read: ReadView, text: str, cls: str, title: str, hit: str, label: st
 # --- rendering and writing -------------------------------------------------------------------
 
 
-def _csp_source(script: str) -> markupsafe.Markup:
-    """The CSP source that allows exactly this inline script (its SHA-256), and no other."""
-    digest = hashlib.sha256(str(script).encode("utf-8")).digest()
-    return markupsafe.Markup("'sha256-{}'").format(base64.b64encode(digest).decode("ascii"))
-
-
-def environment() -> jinja2.Environment:
-    """The report templates, autoescaped: every string a run carries is untrusted."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["csp_source"] = _csp_source
-    env.filters["ms"] = lambda value: "" if value is None else f"{float(value):.1f}"
-    return env
-
-
-_ENV = environment()
-
-
 def render_conformance(run: Mapping[str, Any]) -> str:
     """The HTML page of a conformance run (a `RunResult.to_dict()` mapping); pure, no I/O."""
-    return _ENV.get_template("conformance.html.j2").render(run=build_view(run))
+    return template("conformance.html.j2").render(run=build_view(run))
 
 
 def write_conformance(run: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Render the run and write it to `path` atomically: a reader sees the old file or the new one."""
-    return write_atomic(Path(path), render_conformance(run))
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write through a temporary file in the same directory and `os.replace` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it owner-only; a report is for sharing
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, render_conformance(run))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._page import fmt, fmt_rate, fmt_share, template, write_atomic
 from .conformance import build_view as conformance_view
-from .conformance import write_atomic, write_conformance
+from .conformance import write_conformance
 from .load import KIND as LOAD_KIND
-from .load import error_rate, fmt, fmt_rate, fmt_share, is_valid, problems, template, write_load
+from .load import error_rate, is_valid, problems, write_load
 
 CONFORMANCE, LOAD = "conformance", "load"
 

@@ -10,10 +10,6 @@ The view model is built from the plain dict by pure functions; the template only
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import importlib.resources
 import json
 import math
 import os
@@ -22,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jinja2
 import markupsafe
 
-from .conformance import environment, write_atomic
+from ._page import UPLOT_VERSION, fmt, fmt_rate, fmt_share, number, template, vendored, write_atomic
 
 KIND = "load-run"
 VERSION = 1
@@ -156,8 +151,6 @@ SOURCES = (
     "AIPerf docs/metrics_reference.md and its goodput tutorial",
 )
 
-UPLOT_VERSION = "1.6.32"  # reports/vendor/README.md says where it came from
-
 
 class LoadRunError(ValueError):
     """The document is not a load-run result this reader understands; the message says why."""
@@ -197,13 +190,6 @@ def _json_type(kind: type) -> str:
     return "object" if kind is dict else "array"
 
 
-def number(value: Any) -> float | None:
-    """A finite number from the document, or None (a missing, null or malformed value shows as "—")."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _section(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = doc.get(name)
     return value if isinstance(value, Mapping) else {}
@@ -230,33 +216,6 @@ def error_rate(totals: Mapping[str, Any]) -> float | None:
     """Failed / requests; None when no request ran."""
     requests, failed = number(totals.get("requests")), number(totals.get("failed"))
     return failed / requests if requests and failed is not None else None
-
-
-# --- formatting ------------------------------------------------------------------------------
-
-
-def fmt(value: Any, unit: str = "ms") -> str:
-    """A figure as the tables show it: latencies to the microsecond below 100 ms, counts whole."""
-    n = number(value)
-    if n is None:
-        return "—"
-    if unit == "ms":
-        return f"{n:,.3f}" if abs(n) < 100 else f"{n:,.1f}"
-    if n == int(n) and abs(n) < 1e15:
-        return f"{int(n):,}"
-    return f"{n:,.2f}" if abs(n) < 10 else f"{n:,.1f}"
-
-
-def fmt_rate(value: Any) -> str:
-    n = number(value)
-    return "—" if n is None else (f"{n:,.2f}" if abs(n) < 10 else f"{n:,.1f}")
-
-
-def fmt_share(value: float | None) -> str:
-    if value is None:
-        return "—"
-    percent = 100 * value
-    return f"{percent:.2f}%" if 0 < abs(percent) < 1 else f"{percent:.1f}%"
 
 
 # --- the view model --------------------------------------------------------------------------
@@ -671,59 +630,6 @@ def _errors(errors: Iterable[Any], totals: Mapping[str, Any]) -> list[ErrorRow]:
 # --- rendering and writing -------------------------------------------------------------------
 
 
-def _script_source(script: str) -> str:
-    return "'sha256-{}'".format(base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"))
-
-
-@jinja2.pass_context
-def _csp_sources(context: jinja2.runtime.Context, page_script: str) -> markupsafe.Markup:
-    """The CSP sources for the shared page script and every script the page lists in `extra_scripts`.
-
-    The base template asks for `page_script|csp_source`; a page that inlines more scripts declares
-    them in `extra_scripts` (and renders exactly those), so each one runs by its own hash and nothing else does.
-    """
-    scripts = [page_script, *context.get("extra_scripts", ())]
-    return markupsafe.Markup(" ".join(_script_source(str(s)) for s in scripts))
-
-
-def code_spans(text: Any) -> markupsafe.Markup:
-    """Text with `backticked` parts set as <code>, everything escaped (the glossary's notation)."""
-    parts = str(text).split("`")
-    return markupsafe.Markup("").join(
-        markupsafe.Markup("<code>{}</code>").format(part) if odd % 2 else markupsafe.escape(part)
-        for odd, part in enumerate(parts)
-    )
-
-
-def page_environment() -> jinja2.Environment:
-    """The report templates (as the conformance report's), with a CSP that admits a page's extra scripts."""
-    env = environment()
-    env.filters["csp_source"] = _csp_sources
-    env.filters["code_spans"] = code_spans
-    return env
-
-
-_ENV = page_environment()
-
-
-def template(name: str) -> jinja2.Template:
-    """A report template from the shared environment (the compare and index pages use it too)."""
-    return _ENV.get_template(name)
-
-
-@functools.cache
-def vendored() -> tuple[markupsafe.Markup, markupsafe.Markup]:
-    """uPlot's script (its license prepended as a comment) and style, ready to inline."""
-    folder = importlib.resources.files("reports") / "vendor"
-    license_text = (folder / "LICENSE").read_text(encoding="utf-8").strip()
-    script = (folder / "uPlot.iife.min.js").read_text(encoding="utf-8")
-    style = (folder / "uPlot.min.css").read_text(encoding="utf-8")
-    for text, closer in ((script, "</script"), (style, "</style"), (license_text, "*/")):
-        if closer in text.lower():
-            raise RuntimeError(f"a vendored file contains {closer!r} and cannot be inlined")
-    return markupsafe.Markup(f"/* uPlot {UPLOT_VERSION}\n{license_text}\n*/\n{script}"), markupsafe.Markup(style)
-
-
 def render_load(doc: Mapping[str, Any]) -> str:
     """The HTML page of a load run (a load-run document); pure, no I/O but reading the vendored chart library."""
     script, style = vendored()
@@ -734,4 +640,4 @@ def render_load(doc: Mapping[str, Any]) -> str:
 
 def write_load(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Render the run and write it to `path` atomically: a reader sees the old file or the new one."""
-    return write_atomic(Path(path), render_load(doc))
+    return write_atomic(path, render_load(doc))

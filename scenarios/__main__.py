@@ -9,27 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
+from contracts import SpecError, contract_profiles, load_profile, read_yaml
+from reports import write_atomic, write_conformance
+
+from ._console import conformant, print_progress, print_summary
+from ._credentials import Credentials
+from ._errors import UsageError
 from ._junit import junit_xml
-from ._profiles import builtin_profiles, load_profile
-from ._results import ScenarioResult
-from ._runner import Credentials, RunConfig, UsageError, run
+from ._reference_run import conform_reference, mock_and_reference
+from ._results import RunResult
+from ._runner import RunConfig, run
 from ._scenarios import library, load_scenarios
-from ._spec import SpecError, read_yaml
-
-_MARK = {
-    "passed": "PASS",
-    "failed": "FAIL",
-    "warned": "WARN",
-    "not_applicable": "n/a ",
-    "not_checked": "skip",
-    "error": "ERR ",
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     go = commands.add_parser("run", help="run the scenario library against an implementation")
     go.add_argument("--target", required=True, help="the implementation's base URL")
-    go.add_argument("--profile", required=True, help=f"a built-in profile ({', '.join(builtin_profiles())}) or a file")
+    go.add_argument("--profile", required=True, help=f"a built-in profile ({', '.join(contract_profiles())}) or a file")
     go.add_argument("--mock", required=True, help="the mock LLM the implementation calls")
     go.add_argument("--jwt-secret", help="the implementation's JWT secret (tokens are minted per scenario)")
     go.add_argument("--token", help="a token of one user (with --token2, instead of --jwt-secret)")
@@ -68,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             for scenario in library():
                 print(f"{scenario.name:32} {scenario.summary}")
-            print("profiles:", ", ".join(builtin_profiles()))
+            print("profiles:", ", ".join(contract_profiles()))
             return 0
         if args.command == "reference":
             library()  # a broken library file is refused before any server starts
@@ -79,35 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     _write_reports(args, result)
-    _summary(result)
+    print_summary(result)
     return 0 if result.ok else 1
 
 
 def _reference(out: Path) -> int:
-    """The library on all five profiles of our reference server: the harness's own proof."""
-    from ._launch import mock_and_reference
-
+    """The library on every contract profile of our reference server: the harness's own proof."""
     with mock_and_reference() as (mock, target):
-        ok = conform_reference(mock, target, out)
+        ok = conformant(conform_reference(mock, target, out))
     print(f"reports: {out.resolve()}/<profile>.html")
     return 0 if ok else 1
-
-
-def conform_reference(mock: str, target: str, out: Path) -> bool:
-    """Run the library on all five profiles of a running reference server; write JSON, JUnit and HTML."""
-    from ._launch import reference_config
-
-    ok = True
-    for name in builtin_profiles():
-        result = asyncio.run(run(reference_config(mock, target, name)))
-        _atomic_write(out / f"{name}.json", json.dumps(result.to_dict(), indent=1).encode())
-        _atomic_write(out / f"{name}.xml", junit_xml(result))
-        from reports.conformance import write_conformance
-
-        write_conformance(result.to_dict(), out / f"{name}.html")
-        _summary(result)
-        ok = ok and result.ok
-    return ok
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -138,7 +112,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         concurrency=args.concurrency,
         budget_s=args.budget_s,
         baseline=_baseline(args.baseline) if args.baseline else {},
-        progress=None if args.quiet else _progress,
+        progress=None if args.quiet else print_progress,
     )
 
 
@@ -149,46 +123,13 @@ def _baseline(path: str) -> dict[str, set[str]]:
     return {str(name): {str(c) for c in checks} for name, checks in data.items()}
 
 
-def _progress(scenario: ScenarioResult, done: int, total: int) -> None:
-    failed = [c.check for c in scenario.checks if c.verdict == "failed"]
-    extra = f"  {', '.join(sorted(set(failed)))}" if failed else (f"  ({scenario.reason})" if scenario.reason else "")
-    print(
-        f"[{done:>3}/{total}] {_MARK[scenario.verdict]} {scenario.name} {scenario.duration_ms / 1000:.1f}s{extra}",
-        file=sys.stderr,
-    )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write whole or not at all: a temp file beside the target, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_reports(args: argparse.Namespace, result: Any) -> None:
+def _write_reports(args: argparse.Namespace, result: RunResult) -> None:
     if args.junit:
-        _atomic_write(args.junit, junit_xml(result))
+        write_atomic(args.junit, junit_xml(result))
     if args.json:
-        _atomic_write(args.json, json.dumps(result.to_dict(), indent=1).encode())
+        write_atomic(args.json, json.dumps(result.to_dict(), indent=1))
     if args.html:
-        from reports.conformance import write_conformance
-
         write_conformance(result.to_dict(), args.html)
-
-
-def _summary(result: Any) -> None:
-    counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(result.counts().items()))
-    print(f"{result.profile} at {result.target}: {counts} in {result.duration_s:.1f} s")
-    for scenario, check in result.must_failures:
-        where = f" (step {check.step}" + (f", event {check.event})" if check.event is not None else ")")
-        print(f"  FAIL {scenario}: {check.check}{where}: {check.message}")
-    print("conformant: every MUST check passed" if result.ok else "NOT conformant")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._profiles import FIELD_RULES, Operation, Profile
+from contracts import FIELD_RULES, Operation, Profile, field_value, json_path, json_values, normalize
+
 from ._results import Exchange
-from ._stream import SENTINEL, StreamView, field_value, normalize
-from ._template import json_path, json_values
+from ._stream import SENTINEL, StreamView
 
 
 @dataclass(frozen=True)

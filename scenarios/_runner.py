@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,14 +21,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import jwt
+
+from contracts import DEFAULT_SETTINGS, Call, Operation, Profile, TemplateError, json_path, render
 
 from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem
-from ._client import Request, StreamRead, send
-from ._profiles import DEFAULT_SETTINGS, Call, Operation, Profile
+from ._credentials import Credentials
+from ._errors import UsageError
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult
 from ._scenarios import Scenario, Step, Timing
-from ._template import TemplateError, json_path, render
+from ._transport import Request, StreamRead, send
 
 # Answer rules the run puts first at the mock (so they win), keyed by tags only its prompts carry.
 MOCK_RULES = [
@@ -49,62 +49,6 @@ ABORTED_STREAM_CHECKS = (
 # server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
 # that would close the request anyway.
 ABORT_CANCEL_S = 2.5
-
-
-class UsageError(ValueError):
-    """A run cannot start: bad settings, no credentials, an unreachable mock (exit status 2)."""
-
-
-@dataclass
-class Identity:
-    user: str
-    token: str | None
-
-
-@dataclass
-class Credentials:
-    """Two users' identities: minted from the JWT secret per scenario, or the two given tokens."""
-
-    secret: str | None = None
-    tokens: tuple[str, str] | None = None
-
-    def users(self, scenario: str, run_id: str) -> tuple[Identity, Identity]:
-        if self.secret is not None:
-            user = f"conformance-{run_id}-{scenario}"
-            return Identity(user, self.mint(user)), Identity(f"{user}-other", self.mint(f"{user}-other"))
-        if self.tokens is not None:
-            return tuple(Identity(_subject(t), t) for t in self.tokens)  # type: ignore[return-value]
-        user = f"conformance-{run_id}-{scenario}"
-        return Identity(user, None), Identity(f"{user}-other", None)
-
-    def mint(self, user: str, secret: str | None = None, *, valid_from_s: int = 0) -> str:
-        return jwt.encode(_claims(user, valid_from_s), secret or self.secret, algorithm="HS256")
-
-    def forged(self, user: str) -> str:
-        """A token for `user` signed with the wrong secret."""
-        return self.mint(user, "not-the-secret-of-this-implementation-0123456789")
-
-    def expired(self, user: str) -> str | None:
-        """A well-signed token for `user` that expired an hour ago (None without the secret)."""
-        return self.mint(user, valid_from_s=-7200) if self.secret is not None else None
-
-    @staticmethod
-    def unsigned(user: str) -> str:
-        """A token for `user` with `alg: none` and no signature, the classic JWT forgery."""
-        return jwt.encode(_claims(user), None, algorithm="none")
-
-
-def _claims(user: str, valid_from_s: int = 0) -> dict[str, Any]:
-    """A token's claims for `user`, valid for an hour from `valid_from_s` seconds from now."""
-    start = int(time.time()) + valid_from_s
-    return {"sub": user, "iat": start, "exp": start + 3600}
-
-
-def _subject(token: str) -> str:
-    try:
-        return str(jwt.decode(token, options={"verify_signature": False})["sub"])
-    except (jwt.PyJWTError, KeyError) as err:
-        raise UsageError(f"--token: not a JWT with a `sub` claim ({err})") from None
 
 
 @dataclass

@@ -24,8 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG
-from ._spec import Spec, SpecError, read_yaml
+from contracts import CATALOG, Spec, SpecError, read_yaml
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 AUTH_MODES = ("user", "other", "none", "invalid", "expired", "unsigned", "query")
@@ -144,7 +143,7 @@ def _step(spec: Spec) -> Step:
     expect = spec.get("expect", dict, {})
     for check in expect:
         if check not in CATALOG:
-            raise spec.error(f"expect.{check}", "unknown check id (see scenarios/checks.yaml)")
+            raise spec.error(f"expect.{check}", "unknown check id (see contracts/checks.yaml)")
     seconds = spec.get("seconds", (int, float, str), 0.0)
     if do == "wait" and not seconds:
         raise spec.error("seconds", "a `wait` step needs `seconds` (a number or a setting's name)")

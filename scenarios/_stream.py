@@ -9,8 +9,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._profiles import StreamSpec
-from ._sse import SSEComment, SSEEvent
+from contracts import StreamSpec, field_value
+
+from ._sse_decoder import SSEComment, SSEEvent
 
 SENTINEL = "sentinel"  # the kind of an allowed `[DONE]`-style line that is not one of the profile's kinds
 
@@ -65,30 +66,6 @@ def classify(spec: StreamSpec, event: SSEEvent) -> Classified:
     return Classified(event, None, payload, f"cannot tell the event's kind ({where}): {data[:80]!r}")
 
 
-def field_value(payload: Any, path: str) -> Any:
-    """The value at a dotted path (`delta.text`, `choices.0.delta.content`), None when absent."""
-    if "." not in path:
-        return payload.get(path) if isinstance(payload, dict) else None
-    current = payload
-    for part in path.split("."):
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    return current
-
-
-def join_text(spec: StreamSpec, pieces: list[str]) -> str:
-    return " ".join(pieces) if spec.join == "words" else "".join(pieces)
-
-
-def normalize(text: str) -> str:
-    """Whitespace-insensitive form, for a `words` join and for stored histories."""
-    return " ".join(text.split())
-
-
 def view(spec: StreamSpec, items: list[SSEEvent | SSEComment]) -> StreamView:
     out = StreamView()
     pieces: list[str] = []
@@ -108,5 +85,5 @@ def view(spec: StreamSpec, items: list[SSEEvent | SSEComment]) -> StreamView:
             if isinstance(piece, str):
                 pieces.append(piece)
                 out.text_events.append(position)
-    out.text = join_text(spec, pieces)
+    out.text = spec.join_text(pieces)
     return out

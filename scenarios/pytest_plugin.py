@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from ._profiles import load_profile
-from ._runner import Credentials, RunConfig, run
+from contracts import SpecError, load_profile
+
+from ._credentials import Credentials
+from ._runner import RunConfig, run
 from ._scenarios import LIBRARY_DIR, Scenario, load_scenario
-from ._spec import SpecError
 
 
 class ConformanceWarning(UserWarning):

@@ -13,11 +13,10 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from mockllm import ChatRequest, Message, MockLLMClient, count_tokens, parse_config, plan_response
+from mockllm import ChatRequest, Message, MockLLMClient, ServerProcess, count_tokens, parse_config, plan_response
 from mockllm._request import Overrides
 from mockllm.dialects import Call, Encoding
 from mockllm.dialects.gemini import Gemini, google_json, pretty_json
-from mockllm.pytest_plugin import MockLLMProcess
 
 FAST = {"x-mock-ttft-ms": "0", "x-mock-itl-ms": "0", "x-mock-answer-tokens": "20"}
 MODEL = "gemini-2.5-flash"
@@ -26,10 +25,10 @@ KEY = "sdk-secret-key"
 
 
 @pytest.fixture(scope="module")
-def gemini(mockllm_server: MockLLMProcess) -> Iterator[genai.Client]:
+def gemini(mockllm_server: ServerProcess) -> Iterator[genai.Client]:
     """One SDK client for the module (building one costs 0.3 s of TLS setup); faults, timeouts and
     API versions go per request. No retries: the SDK's default without `retry_options`."""
-    options = types.HttpOptions(base_url=mockllm_server.base_url, timeout=5000, headers=FAST)
+    options = types.HttpOptions(base_url=mockllm_server.url, timeout=5000, headers=FAST)
     client = genai.Client(api_key=KEY, http_options=options)
     yield client
     client.close()

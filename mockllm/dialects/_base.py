@@ -1,13 +1,23 @@
-"""What a dialect is: the routes it answers and thin encoders between its wire format and a plan."""
+"""What a dialect is, and the records and encoders its module is made of.
+
+A dialect declares its routes as `Route` records (its chat endpoints, and endpoints it answers at
+once such as a model list), parses a request into a `ChatRequest`, encodes a plan in the
+provider's bytes (`TextFrames` keep the per-chunk work to one escape), reads the text out of its
+own events (`text_of`, for replayed captures), names the load profile a load test of it uses and
+says how a benchmark client asks it for a stream (`StreamProbe`).
+"""
 
 from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
+from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest
@@ -49,15 +59,54 @@ class Encoding:
     options: Mapping[str, Any]  # dialect-specific request options (e.g. include_usage)
 
 
+H = TypeVar("H")
+
+Endpoint = Callable[[Call, MockConfig], HttpResponse]
+"""A dialect's endpoint answered at once, from the request and the config in force (a model list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[H]):
+    """`method` and `path` (exact, or with `{name}` segments: their values are `Call.path_params`)
+    and what answers them.
+
+    A dialect's route has an `Endpoint` as its handler, or none: then it is a chat endpoint, which
+    the server's chat path answers in that dialect. `claim` lets several dialects share a route
+    (`GET /v1/models`, OpenAI's and the google-genai SDK's): the first whose `claim(call)` holds
+    serves it, else the one that has no claim.
+    """
+
+    method: str
+    path: str
+    handler: H = None  # type: ignore[assignment]
+    claim: Callable[[Call], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamProbe:
+    """How a benchmark client asks for a stream and tells its frames apart, in bytes."""
+
+    path: str | Callable[[str], str]  # a fixed path (with its query), or the path for a prompt
+    body: Callable[[str], dict[str, Any]] | None  # the request body for a prompt; None: a GET
+    content: re.Pattern[bytes]  # matches inside an event that carries answer text
+    end: bytes  # found inside the stream's terminal event
+    event_end: bytes = b"\n\n"
+
+
+def json_text_field(key: bytes) -> re.Pattern[bytes]:
+    """A non-empty JSON string value under `key`: `"key":"x` or `"key": "x`, never `""`."""
+    return re.compile(rb'"' + key + rb'"\s*:\s*"(?!")')
+
+
 class Dialect(Protocol):
-    """A provider's wire format. Register an instance in `mockllm.dialects.DIALECTS`."""
+    """A provider's wire format, described once: its module's class, registered with
+    `mockllm.dialects.register`."""
 
     name: str
-    chat_routes: tuple[tuple[str, str], ...]  # (method, path pattern) of the chat endpoints
-    # (method, path pattern, method name on self[, name of a `claim(call) -> bool` on self]): the
-    # claim lets two dialects share a route, e.g. `GET /v1/models` for OpenAI and google-genai.
-    extra_routes: tuple[tuple[str, ...], ...]
+    routes: tuple[Route[Endpoint | None], ...]  # its chat endpoints (no handler) and other endpoints
     stream_headers: tuple[tuple[str, str], ...]
+    load_profile: Path | None  # the load profile (YAML) a load test of this dialect uses
+    probe: StreamProbe | None  # how the benchmarks ask it for a stream
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         """The normalized request and the dialect's own options; `RequestError` if invalid."""
@@ -78,6 +127,11 @@ class Dialect(Protocol):
     ) -> HttpResponse:
         """An HTTP error shaped as this provider shapes it (`call`, when given, is the request it
         answers: Gemini wraps the error in an array where the response would have been one)."""
+        ...
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        """The answer text one event of this dialect's stream carries (None: it carries none);
+        `event` is its SSE event type, `payload` its data as JSON."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""Anthropic Messages, `POST /v1/messages`, byte-shaped as api.anthropic.com answers.
+"""Anthropic Messages, `POST /v1/messages` (and its `count_tokens`), byte-shaped as api.anthropic.com answers.
 
 Frames are `event: TYPE` + `data: {"type": TYPE, ...}`: message_start, content_block_start, ping,
 one content_block_delta per plan chunk, content_block_stop, message_delta, message_stop.
@@ -9,8 +9,11 @@ Errors are `{"type": "error", "error": {"type", "message"}, "request_id"}`; a fa
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from contracts import DIALECT_PROFILE_DIR
 
 from .._config import MockConfig
 from .._errors import RequestError
@@ -18,7 +21,7 @@ from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._tokenizer import count_prompt_tokens
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, TextFrames, dumps
+from ._base import Call, Encoding, Route, StreamProbe, TextFrames, dumps
 
 ROLES = frozenset({"user", "assistant"})
 _SAMPLING = ("temperature", "top_p", "top_k", "stop_sequences")
@@ -71,12 +74,28 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
 class AnthropicMessages:
     name = "anthropic-messages"
-    chat_routes = (("POST", "/v1/messages"),)
-    extra_routes = (("POST", "/v1/messages/count_tokens", "count_tokens"),)
     stream_headers = (
         ("content-type", "text/event-stream; charset=utf-8"),
         ("cache-control", "no-cache"),
     )
+    load_profile = DIALECT_PROFILE_DIR / "anthropic.yaml"
+    probe = StreamProbe(
+        "/v1/messages",
+        lambda prompt: {
+            "model": "bench",
+            "max_tokens": 4096,
+            "messages": [{"role": "user", "content": prompt}],
+            "stream": True,
+        },
+        re.compile(rb'"text_delta"'),
+        b"event: message_stop",
+    )
+
+    def __init__(self) -> None:
+        self.routes = (
+            Route("POST", "/v1/messages"),
+            Route("POST", "/v1/messages/count_tokens", self.count_tokens),
+        )
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         """`max_tokens` is required, as the API requires it; `system` becomes a leading system
@@ -187,6 +206,14 @@ class AnthropicMessages:
             return self.error(err.status, err.message, param=err.param, call=call)
         tokens = count_prompt_tokens([m.content for m in messages])
         return HttpResponse(200, JSON, dumps({"input_tokens": tokens}))
+
+    # -- a captured stream ----------------------------------------------------------------------
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        delta = payload.get("delta") or {}
+        if payload.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+            return delta.get("text")
+        return None
 
 
 def _message(plan: Plan, enc: Encoding, content: list[Any], stop_reason: str | None) -> dict[str, Any]:

@@ -26,13 +26,15 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from contracts import DIALECT_PROFILE_DIR
+
 from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._tokenizer import count_prompt_tokens
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, TextFrames, json_string
+from ._base import Call, Encoding, Route, StreamProbe, TextFrames, json_string, json_text_field
 
 JSON = (
     ("content-type", "application/json; charset=UTF-8"),
@@ -106,20 +108,13 @@ _ARRAY_ERROR = pretty_json(_MID_STREAM_ERROR) + ARRAY_END
 
 class Gemini:
     name = "gemini"
-    chat_routes = (
-        ("POST", "/v1beta/models/{model}:generateContent"),
-        ("POST", "/v1beta/models/{model}:streamGenerateContent"),
-        ("POST", "/v1/models/{model}:generateContent"),
-        ("POST", "/v1/models/{model}:streamGenerateContent"),
-    )
-    extra_routes = (
-        ("GET", "/v1beta/models", "list_models"),
-        ("GET", "/v1beta/models/{model}", "get_model"),
-        ("POST", "/v1beta/models/{model}:countTokens", "count_tokens"),
-        ("POST", "/v1/models/{model}:countTokens", "count_tokens"),
-        # google-genai lists and looks up models under /v1/, where OpenAI's routes are.
-        ("GET", "/v1/models", "list_models", "claims"),
-        ("GET", "/v1/models/{model}", "get_model", "claims"),
+    load_profile = DIALECT_PROFILE_DIR / "gemini.yaml"
+    probe = StreamProbe(
+        "/v1beta/models/bench:streamGenerateContent?alt=sse",
+        lambda prompt: {"contents": [{"role": "user", "parts": [{"text": prompt}]}]},
+        json_text_field(b"text"),
+        b'"finishReason"',
+        CRLF2,
     )
     # The `alt=sse` stream; the array stream sets its own (StreamFrames.headers).
     stream_headers = (
@@ -129,6 +124,21 @@ class Gemini:
         ("x-accel-buffering", "no"),  # not Google's: keeps a proxy in front of the mock from buffering
     )
     array_headers = (*JSON, ("x-accel-buffering", "no"))
+
+    def __init__(self) -> None:
+        self.routes = (
+            Route("POST", "/v1beta/models/{model}:generateContent"),
+            Route("POST", "/v1beta/models/{model}:streamGenerateContent"),
+            Route("POST", "/v1/models/{model}:generateContent"),
+            Route("POST", "/v1/models/{model}:streamGenerateContent"),
+            Route("GET", "/v1beta/models", self.list_models),
+            Route("GET", "/v1beta/models/{model}", self.get_model),
+            Route("POST", "/v1beta/models/{model}:countTokens", self.count_tokens),
+            Route("POST", "/v1/models/{model}:countTokens", self.count_tokens),
+            # google-genai lists and looks up models under /v1/, where OpenAI's routes are.
+            Route("GET", "/v1/models", self.list_models, self.claims),
+            Route("GET", "/v1/models/{model}", self.get_model, self.claims),
+        )
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         stream = call.path.endswith(STREAM)
@@ -257,6 +267,16 @@ class Gemini:
         total = count_prompt_tokens([m.content for m in messages])
         body_out = {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
         return HttpResponse(200, JSON, pretty_json(body_out) + b"\n")
+
+    # -- a captured stream ----------------------------------------------------------------------
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        candidates = payload.get("candidates") or []
+        if not candidates:
+            return None
+        parts = (candidates[0].get("content") or {}).get("parts") or []
+        texts = [part["text"] for part in parts if isinstance(part.get("text"), str) and not part.get("thought")]
+        return "".join(texts) if texts else None
 
 
 def model_name(raw: str) -> str:

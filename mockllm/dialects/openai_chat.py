@@ -1,4 +1,5 @@
-"""OpenAI chat completions, `POST /v1/chat/completions`, byte-shaped as api.openai.com answers."""
+"""OpenAI chat completions, `POST /v1/chat/completions` (and `GET /v1/models`), byte-shaped as
+api.openai.com answers; the parts the other OpenAI dialects share (field checks, error bodies)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from contracts import DIALECT_PROFILE_DIR
+
 from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, TextFrames, dumps, json_string
+from ._base import Call, Encoding, Route, StreamProbe, TextFrames, dumps, json_string, json_text_field
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _SAMPLING = ("temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
@@ -61,16 +64,25 @@ _ERROR_EVENT = b"data: " + dumps(
 
 class OpenAIChat:
     name = "openai-chat"
-    chat_routes = (("POST", "/v1/chat/completions"),)
-    extra_routes = (
-        ("GET", "/v1/models", "list_models"),
-        ("GET", "/v1/models/{model}", "get_model"),
-    )
     stream_headers = (
         ("content-type", "text/event-stream; charset=utf-8"),
         ("cache-control", "no-cache"),
         ("x-accel-buffering", "no"),
     )
+    load_profile = DIALECT_PROFILE_DIR / "openai-chat.yaml"
+    probe = StreamProbe(
+        "/v1/chat/completions",
+        lambda prompt: {"model": "bench", "messages": [{"role": "user", "content": prompt}], "stream": True},
+        json_text_field(b"content"),
+        b"data: [DONE]",
+    )
+
+    def __init__(self) -> None:
+        self.routes = (
+            Route("POST", "/v1/chat/completions"),
+            Route("GET", "/v1/models", self.list_models),
+            Route("GET", "/v1/models/{model}", self.get_model),
+        )
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
@@ -191,6 +203,12 @@ class OpenAIChat:
     def get_model(self, call: Call, config: MockConfig) -> HttpResponse:
         # Any model name is accepted by the chat endpoint, so any name is described here too.
         return HttpResponse(200, JSON, dumps(_model(call.path_params["model"])))
+
+    # -- a captured stream ----------------------------------------------------------------------
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        choices = payload.get("choices") or []
+        return (choices[0].get("delta") or {}).get("content") if choices else None
 
 
 def _model(name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, TextFrames, dumps, json_string
+from ._base import Call, Encoding, Route, StreamProbe, TextFrames, dumps, json_string, json_text_field
 from .openai_chat import (
     _ERROR_EVENT,
     _RANGES,
@@ -36,9 +36,15 @@ _CHAT = OpenAIChat()
 
 class OpenAICompletions:
     name = "openai-completions"
-    chat_routes = (("POST", "/v1/completions"),)
-    extra_routes: tuple[tuple[str, str, str], ...] = ()
+    routes = (Route("POST", "/v1/completions"),)
     stream_headers = _CHAT.stream_headers
+    load_profile = None  # none in contracts/dialects/
+    probe = StreamProbe(
+        "/v1/completions",
+        lambda prompt: {"model": "bench", "prompt": prompt, "stream": True},
+        json_text_field(b"text"),
+        b"data: [DONE]",
+    )
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
@@ -109,6 +115,12 @@ class OpenAICompletions:
         return HttpResponse(200, JSON, dumps(body))
 
     error = _CHAT.error  # the same error bodies and rate-limit headers as chat completions
+
+    # -- a captured stream ----------------------------------------------------------------------
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        choices = payload.get("choices") or []
+        return choices[0].get("text") if choices else None
 
 
 def _usage(plan: Plan) -> dict[str, int]:

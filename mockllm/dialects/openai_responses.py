@@ -7,15 +7,18 @@ plan's fault: an in-band error after N deltas is numbered right after the N-th d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
+
+from contracts import DIALECT_PROFILE_DIR
 
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._wire import HttpResponse, StreamFrames
-from ._base import Call, Encoding, NumberedTextFrames, dumps
+from ._base import Call, Encoding, NumberedTextFrames, Route, StreamProbe, dumps
 from .openai_chat import _RANGES, JSON, OpenAIChat, check_ranges, model_field, stream_field
 
 ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -36,9 +39,15 @@ _CHAT = OpenAIChat()
 
 class OpenAIResponses:
     name = "openai-responses"
-    chat_routes = (("POST", "/v1/responses"),)
-    extra_routes: tuple[tuple[str, str, str], ...] = ()
+    routes = (Route("POST", "/v1/responses"),)
     stream_headers = _CHAT.stream_headers
+    load_profile = DIALECT_PROFILE_DIR / "openai-responses.yaml"
+    probe = StreamProbe(
+        "/v1/responses",
+        lambda prompt: {"model": "bench", "input": prompt, "stream": True},
+        re.compile(rb"data: \{[^\n]*\"response\.output_text\.delta\""),
+        b"event: response.completed",
+    )
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         body = call.json_object()
@@ -141,6 +150,11 @@ class OpenAIResponses:
         return HttpResponse(200, JSON, objects.final(plan, status, item))
 
     error = _CHAT.error  # the same error bodies and rate-limit headers as chat completions
+
+    # -- a captured stream ----------------------------------------------------------------------
+
+    def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
+        return payload.get("delta") if payload.get("type") == "response.output_text.delta" else None
 
 
 Echo = tuple[str | None, int | None, float, float, bool, str | None, str | None, tuple[tuple[str, str], ...]]

@@ -1,31 +1,35 @@
-"""The contract profiles: each an adapter over the shared core, registered here by name.
+"""The contract adapters: one module per contract profile, each a thin layer over the chat core.
 
-A profile module builds its route handlers from a `ChatCore`; a sixth contract is one more module
-and one more line in `PROFILES`.
+Which contracts exist is `contracts.contract_profiles()`; the adapter of contract `name` is the
+module of that name here (`start-stream` -> `start_stream.py`), whose `ADAPTER` builds the route
+handlers from a `ChatCore`. So a sixth contract is its profile YAML and its name in `contracts`,
+and one module here: nothing else lists the contracts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import importlib
 
-from litestar.types import ControllerRouterHandler
-
-from .._chat import ChatCore
+from ._adapter import ContractAdapter
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
-    name: str
-    summary: str
-    handlers: Callable[[ChatCore], Sequence[ControllerRouterHandler]]
+class MissingAdapter(LookupError):
+    """A contract profile is registered in `contracts` but this server has no module for it."""
 
 
-def _registry() -> dict[str, Profile]:
-    from . import conversation_events, conversations, query_stream, sessions, start_stream
+def adapter(name: str) -> ContractAdapter:
+    """The adapter of the contract profile `name`."""
+    module_name = f"{__name__}.{name.replace('-', '_')}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        raise MissingAdapter(f"no reference-server adapter for the contract {name!r} ({module_name})") from None
+    found: ContractAdapter = module.ADAPTER
+    if found.name != name:
+        raise MissingAdapter(f"{module_name} serves {found.name!r}, not {name!r}")
+    return found
 
-    modules = (sessions, conversations, start_stream, query_stream, conversation_events)
-    return {module.PROFILE.name: module.PROFILE for module in modules}
 
-
-PROFILES: dict[str, Profile] = _registry()
+__all__ = ["ContractAdapter", "MissingAdapter", "adapter"]

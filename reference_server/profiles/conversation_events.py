@@ -40,9 +40,9 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
-from .._sse import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import Conversation, iso, utc_now
-from . import Profile
+from ._adapter import ContractAdapter
 
 NAME = "conversation-events"
 PREFIX = "/api/v1/chat/conversations"
@@ -169,4 +169,4 @@ def handlers(core: ChatCore) -> list[Any]:
     return [Router(PREFIX, route_handlers=[create, add_message, stream], guards=[authenticated])]
 
 
-PROFILE = Profile(NAME, "conversation stream of typed events with heartbeats, JWT header or query", handlers)
+ADAPTER = ContractAdapter(NAME, "conversation stream of typed events with heartbeats, JWT header or query", handlers)

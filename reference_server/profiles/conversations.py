@@ -34,9 +34,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
-from .._sse import DONE, data_event, event_stream, with_heartbeats
+from .._sse_encoder import DONE, data_event, event_stream, with_heartbeats
 from .._store import iso
-from . import Profile
+from ._adapter import ContractAdapter
 
 NAME = "conversations"
 TITLE_MAX_CHARS = 200
@@ -116,4 +116,4 @@ def handlers(core: ChatCore) -> list[Any]:
     return [create_conversation, stream_message]
 
 
-PROFILE = Profile(NAME, "JWT-owned conversations, POST stream of raw LLM chunks", handlers)
+ADAPTER = ContractAdapter(NAME, "JWT-owned conversations, POST stream of raw LLM chunks", handlers)

@@ -39,9 +39,9 @@ from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
-from .._sse import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import iso, utc_now
-from . import Profile
+from ._adapter import ContractAdapter
 
 NAME = "query-stream"
 PREFIX = "/api/v1"
@@ -179,4 +179,4 @@ def handlers(core: ChatCore) -> list[Any]:
     return [Router(PREFIX, route_handlers=[chat_stream, chat], guards=[authenticated])]
 
 
-PROFILE = Profile(NAME, "GET stream with query parameters under /api/v1, JWT bearer", handlers)
+ADAPTER = ContractAdapter(NAME, "GET stream with query parameters under /api/v1, JWT bearer", handlers)

@@ -21,9 +21,9 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
-from .._sse import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import iso, utc_now
-from . import Profile
+from ._adapter import ContractAdapter
 
 NAME = "sessions"
 HEARTBEAT = b": keep-alive\n\n"
@@ -159,4 +159,4 @@ def handlers(core: ChatCore) -> list[Any]:
     return [health, create_session, chat, chat_stream, history, clear]
 
 
-PROFILE = Profile(NAME, "session API, POST stream of whole words", handlers)
+ADAPTER = ContractAdapter(NAME, "session API, POST stream of whole words", handlers)

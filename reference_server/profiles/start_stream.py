@@ -40,9 +40,9 @@ from litestar.params import QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
-from .._sse import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import Conversation, iso
-from . import Profile
+from ._adapter import ContractAdapter
 
 NAME = "start-stream"
 HEARTBEAT = b": keep-alive\n\n"
@@ -163,4 +163,4 @@ def handlers(core: ChatCore) -> list[Any]:
     return [start, stream_session, history]
 
 
-PROFILE = Profile(NAME, "POST /chat/start, then a single-use EventSource GET stream; response cache", handlers)
+ADAPTER = ContractAdapter(NAME, "POST /chat/start, then a single-use EventSource GET stream; response cache", handlers)

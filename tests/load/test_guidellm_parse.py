@@ -23,7 +23,8 @@ from bench._guidellm import (
     scenario,
     tokenizer_json,
 )
-from mockllm._tokenizer import _PRETOKEN, tokenize
+from mockllm import PRETOKEN_PATTERN as _PRETOKEN
+from mockllm import tokenize
 
 SAMPLE = Path(__file__).resolve().parents[2] / "bench" / "guidellm_sample.json"
 

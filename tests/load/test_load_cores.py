@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 
+from contracts import SpecError
 from loadtests._config import resolve_profile
 from loadtests._events import EventSplitter
 from loadtests._histogram import Histogram, bucket_bounds, bucket_of
@@ -16,7 +17,6 @@ from loadtests._http import ProtocolError, ResponseParser
 from loadtests._measure import StreamMeter, StreamRules
 from loadtests._shapes import arrivals, parse_shape
 from loadtests._stats import LoadStats, Slo
-from scenarios._spec import SpecError
 
 MS = 1_000_000  # ns
 

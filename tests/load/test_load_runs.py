@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from contracts import contract_profiles
 from loadtests._stats import LoadStats
+from mockllm import start_mock
 from mockllm.client import MockLLMClient
-from mockllm.pytest_plugin import stop_process
-from scenarios._launch import REFERENCE_SECRET, start_mock, start_reference
+from scenarios import REFERENCE_SECRET, start_reference_for
 
 TTFT_MS, ITL_MS = 150, 10
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,13 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("load")
-    mock, mock_url = start_mock(workdir, ttft_ms=TTFT_MS, itl_ms=ITL_MS)
-    limits = [f"--rate-limit={name}=100000/60" for name in ("sessions", "conversations", "start-stream",
-                                                             "query-stream", "conversation-events")]  # fmt: skip
-    reference, reference_url = start_reference(workdir, mock_url, extra=tuple(limits), name="load-reference")
-    yield mock_url, reference_url
-    stop_process(reference)
-    stop_process(mock)
+    limits = tuple(f"--rate-limit={name}=100000/60" for name in contract_profiles())
+    with (
+        start_mock(ttft_ms=TTFT_MS, itl_ms=ITL_MS, log=workdir / "mockllm.log") as mock,
+        start_reference_for(workdir, mock.url, extra=limits, name="load-reference") as reference,
+    ):
+        yield mock.url, reference.url
 
 
 def run(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], dict | None]:

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from refserver_helpers import free_port
 
-from mockllm.pytest_plugin import MockLLMProcess, stop_process
-from reference_server._auth import mint_token
+from contracts import mint_token
+from mockllm import ServerProcess, stop_process
 
 START_TIMEOUT_S = 30.0
 JWT_SECRET = "test-secret-of-at-least-32-bytes-for-hs256"
@@ -92,14 +92,14 @@ class RefServer:
 
 @pytest.fixture(scope="session")
 def start_refserver(
-    mockllm_server: MockLLMProcess, tmp_path_factory: pytest.TempPathFactory
+    mockllm_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., RefServer]]:
     """`start_refserver(workers=1, **settings)`: a new server over the session's mock, with
     TEST_SETTINGS and then `settings` (merged one level deep) as its config."""
     started: list[RefServer] = []
 
     def start(*, workers: int = 1, **settings: Any) -> RefServer:
-        merged = {**TEST_SETTINGS, "llm_base_url": f"{mockllm_server.base_url}/v1"}
+        merged = {**TEST_SETTINGS, "llm_base_url": f"{mockllm_server.url}/v1"}
         for key, value in settings.items():
             merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
         server = RefServer(merged, tmp_path_factory.mktemp("refserver"), workers=workers)

@@ -26,7 +26,7 @@ from typing import NoReturn
 
 import pytest
 
-from mockllm.pytest_plugin import stop_process
+from mockllm import stop_process
 
 REQUIRE_ENV = "REFSERVER_REQUIRE_SERVICES"
 START_TIMEOUT_S = 30.0

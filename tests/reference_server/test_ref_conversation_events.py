@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from refserver_helpers import events, llm_calls, llm_messages, stored_conversations
 
-from reference_server._auth import mint_token
+from contracts import mint_token
 
 PROFILE = "conversation-events"
 BASE = "/api/v1/chat/conversations"

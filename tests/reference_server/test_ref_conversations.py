@@ -15,7 +15,7 @@ import httpx
 import pytest
 from refserver_helpers import events, llm_calls, llm_messages
 
-from reference_server._auth import mint_token
+from contracts import mint_token
 
 SYSTEM_PROMPT = "You are terse."
 RATE_LIMIT = 3

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from refserver_helpers import events, llm_calls, llm_messages, stored_conversations
 
-from reference_server._auth import mint_token
+from contracts import mint_token
 from reference_server._settings import DEFAULT_PROJECT_ID
 
 PROFILE = "query-stream"

@@ -12,7 +12,6 @@ import base64
 import copy
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -226,20 +225,6 @@ def test_write_leaves_no_temp_file(run, tmp_path):
     assert path == tmp_path / "out" / "load.html"
     assert [p.name for p in path.parent.iterdir()] == ["load.html"]
     assert path.read_text(encoding="utf-8") == render_load(run)
-
-
-def test_a_failed_write_keeps_the_old_file(run, tmp_path, monkeypatch):
-    path = tmp_path / "load.html"
-    path.write_text("old", encoding="utf-8")
-
-    def refuse(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
-        write_load(run, path)
-    assert [p.name for p in tmp_path.iterdir()] == ["load.html"]
-    assert path.read_text(encoding="utf-8") == "old"
 
 
 # --- comparing two runs ------------------------------------------------------------------------

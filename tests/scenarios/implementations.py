@@ -18,21 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import contract_profiles
+from mockllm.launcher import START_TIMEOUT_S, ServerProcess, start_listening
 from reference_server._app import create_app
 from reference_server._listen import BACKLOG, listening_socket
-from reference_server._settings import ALL_PROFILES, DEFAULT_PROJECT_ID, Settings, parse_settings
+from reference_server._settings import DEFAULT_PROJECT_ID, Settings, parse_settings
 
 from . import _defects as d
 
@@ -104,8 +103,8 @@ def _add(
     _RECIPES[name] = _Recipe(build, settings)
 
 
-ALL = ALL_PROFILES
-SS, CV, ST, QS, CE = ALL_PROFILES  # sessions, conversations, start-stream, query-stream, conversation-events
+ALL = contract_profiles()
+SS, CV, ST, QS, CE = ALL[:5]  # the built-in five, in the seeds' order: sessions, conversations, start-stream ...
 streams = d.streams
 
 _add("reference", ALL, None, "the reference server as it is")
@@ -672,31 +671,21 @@ def _exit_quietly(signum: int, frame: Any) -> None:
 # -- for tests: the host as a child process ------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 30.0
 WARM_TIMEOUT_S = 180.0
 
 
-@dataclass
-class Host:
+class Host(ServerProcess):
     """A running fixture host: `url`, `impl_url(name)`; `stop()` ends it."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
 
     def impl_url(self, name: str) -> str:
         return f"{self.url}/impl/{name}"
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> int | None:
         """End the host; its log is removed unless it exited with a failure (then it is kept to read)."""
-        from mockllm.pytest_plugin import stop_process  # here: pytest is no import of the host process
-
-        stop_process(self.process)
-        if self.process.returncode == 0:
+        status = super().stop(timeout)
+        if status == 0:
             self.log.unlink(missing_ok=True)
+        return status
 
 
 def start_host(llm_base_url: str, *, data_dir: str | Path | None = None, warm: bool = False) -> Host:
@@ -704,26 +693,13 @@ def start_host(llm_base_url: str, *, data_dir: str | Path | None = None, warm: b
 
     It answers once it has imported and builds its apps in the background; with `warm`, this returns
     only once every app is built, so that no build competes with the first runs' timing."""
-    log = Path(tempfile.mkstemp(prefix="fixture-host-", suffix=".log")[1])
     command = [sys.executable, "-m", "tests.scenarios.implementations", "--port", "0", "--llm-base-url", llm_base_url]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-    wanted = "implementations warm: " if warm else "implementations listening on "
-    deadline = time.monotonic() + (WARM_TIMEOUT_S if warm else START_TIMEOUT_S)
-    while time.monotonic() < deadline:
-        lines = log.read_text(errors="replace").splitlines()
-        if any(line.startswith(wanted) for line in lines):
-            address = next(line for line in lines if line.startswith("implementations listening on "))
-            return Host(address.split(" on ", 1)[1].strip(), process, log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    Host("", process, log).stop()
-    raise RuntimeError(f"the fixture host did not start:\n{log.read_text(errors='replace')}")
+    log = Path(tempfile.mkstemp(prefix="fixture-host-", suffix=".log")[1])
+    ready, timeout = ("implementations warm: ", WARM_TIMEOUT_S) if warm else (None, START_TIMEOUT_S)
+    child = start_listening(command, log, cwd=REPO_ROOT, ready=ready, timeout_s=timeout)
+    return Host(child.process, child.url, child.log)
 
 
 if __name__ == "__main__":

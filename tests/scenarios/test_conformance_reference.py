@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mockllm.pytest_plugin import MockLLMProcess, stop_process
-from scenarios._launch import REFERENCE_SETTINGS, reference_config, start_reference
-from scenarios._profiles import builtin_profiles
-from scenarios._runner import run
+from contracts import contract_profiles
+from mockllm import start_mock
+from scenarios import REFERENCE_SETTINGS, reference_config, run, start_reference_for
 
 # The MUST checks the library must actually judge (not leave unchecked) on the reference server.
 JUDGED_SOMEWHERE = {
@@ -34,23 +33,17 @@ JUDGED_SOMEWHERE = {
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     """A mock of its own: the run changes its answer rules while it runs."""
-    mock = MockLLMProcess(["--seed", "3", "--ttft-ms", "5", "--itl-ms", "2"])
-    try:
-        yield mock.base_url
-    finally:
-        mock.stop()
+    with start_mock(seed=3, ttft_ms=5, itl_ms=2) as mock:
+        yield mock.url
 
 
 @pytest.fixture(scope="module")
 def reference(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, url = start_reference(tmp_path_factory.mktemp("reference"), upstream)
-    try:
-        yield url
-    finally:
-        stop_process(process)
+    with start_reference_for(tmp_path_factory.mktemp("reference"), upstream) as reference:
+        yield reference.url
 
 
-@pytest.mark.parametrize("profile", builtin_profiles())
+@pytest.mark.parametrize("profile", contract_profiles())
 def test_reference_server_passes_every_must_check(profile: str, reference: str, upstream: str) -> None:
     result = asyncio.run(run(reference_config(upstream, reference, profile)))
     failures = [f"{name}: {c.check}: {c.message}" for name, c in result.must_failures]

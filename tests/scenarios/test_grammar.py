@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios._grammar import Grammar, GrammarError, GrammarVerdict
+from contracts import Grammar, GrammarError, GrammarVerdict
 
 SESSIONS = "session content* (done | error)"
 CONVERSATIONS = "chunk* (done | error)"

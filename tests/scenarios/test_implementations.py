@@ -17,18 +17,18 @@ import httpx
 import pytest
 from httpx_sse import EventSource
 
+from contracts import mint_token
+from mockllm import ServerProcess
 from mockllm.client import MockLLMClient
-from mockllm.pytest_plugin import MockLLMProcess
-from reference_server._auth import mint_token
 from tests.scenarios.implementations import IMPLEMENTATIONS, RUN_SETTINGS, Host, start_host
 
 AUTH = {"Authorization": f"Bearer {mint_token(RUN_SETTINGS['jwt_secret'], 'fixture-user')}"}
 
 
 @pytest.fixture(scope="module")
-def host(mockllm_server: MockLLMProcess) -> Iterator[Host]:
+def host(mockllm_server: ServerProcess) -> Iterator[Host]:
     started = time.monotonic()
-    host = start_host(mockllm_server.base_url)
+    host = start_host(mockllm_server.url)
     assert time.monotonic() - started < 10, "the host starts in about the time of its imports"
     yield host
     host.stop()

@@ -17,11 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from mockllm.pytest_plugin import MockLLMProcess
-from scenarios._profiles import load_profile
-from scenarios._results import RunResult
-from scenarios._runner import Credentials, RunConfig, run
-from scenarios._scenarios import library
+from contracts import load_profile
+from mockllm import start_mock
+from scenarios import Credentials, RunConfig, RunResult, library, run
 from tests.scenarios.implementations import IMPLEMENTATIONS, RUN_SETTINGS, Host, start_host
 
 ALL_PAIRS = os.environ.get("CONFORMANCE_FIXTURES") == "all"
@@ -48,15 +46,14 @@ def _settings(profile: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def outcomes(mockllm_args: list[str]) -> Iterator[dict[tuple[str, str], RunResult]]:
     """Every (fixture, profile) run, done once, concurrently, against a mock of this module's own."""
-    mock = MockLLMProcess(["--seed", "5", "--ttft-ms", "5", "--itl-ms", "2"])
-    host: Host | None = None
-    try:
-        host = start_host(mock.base_url, warm=True)
-        yield asyncio.run(_run_all(host.url, mock.base_url))
-    finally:
-        if host is not None:
-            host.stop()
-        mock.stop()
+    with start_mock(seed=5, ttft_ms=5, itl_ms=2) as mock:
+        host: Host | None = None
+        try:
+            host = start_host(mock.url, warm=True)
+            yield asyncio.run(_run_all(host.url, mock.url))
+        finally:
+            if host is not None:
+                host.stop()
 
 
 async def _run_all(host: str, mock: str) -> dict[tuple[str, str], RunResult]:

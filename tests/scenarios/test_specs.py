@@ -12,20 +12,26 @@ import jwt
 import pytest
 import yaml
 
-from scenarios._catalog import CATALOG
+from contracts import (
+    CATALOG,
+    PROFILE_DIR,
+    SpecError,
+    TemplateError,
+    contract_profiles,
+    load_profile,
+    mint_token,
+    parse_profile,
+    render,
+)
+from scenarios import Credentials, library, parse_scenario
 from scenarios._checks import answer_problem
-from scenarios._profiles import PROFILE_DIR, builtin_profiles, load_profile, parse_profile
-from scenarios._runner import Credentials
-from scenarios._scenarios import library, parse_scenario
-from scenarios._spec import SpecError
-from scenarios._template import TemplateError, render
 
 SESSIONS = yaml.safe_load((PROFILE_DIR / "sessions.yaml").read_text())
 
 
 def test_five_builtin_profiles_load() -> None:
-    assert builtin_profiles() == ["conversation-events", "conversations", "query-stream", "sessions", "start-stream"]
-    for name in builtin_profiles():
+    assert contract_profiles() == ("sessions", "conversations", "start-stream", "query-stream", "conversation-events")
+    for name in contract_profiles():
         profile = load_profile(name)
         assert "stream" in profile.operations and profile.stream.terminal
 
@@ -35,7 +41,7 @@ def test_library_names_only_known_checks_and_every_profile_runs_most_of_it() -> 
     assert len({s.name for s in scenarios}) == len(scenarios) >= 30
     named = {check for s in scenarios for check in s.checks}
     assert named <= set(CATALOG)
-    for name in builtin_profiles():
+    for name in contract_profiles():
         profile = load_profile(name)
         runnable = [s for s in scenarios if all(profile.has(need) for need in s.requires)]
         assert len(runnable) >= 15, name
@@ -148,7 +154,7 @@ def test_a_top_level_list_answer_is_judged_per_item() -> None:
 
 def test_every_profile_declares_the_answers_of_its_json_calls() -> None:
     """`api.json` is judged on every successful JSON call the contract gives fields for."""
-    for name in builtin_profiles():
+    for name in contract_profiles():
         profile = load_profile(name)
         for operation in profile.operations.values():
             for call in operation.calls:
@@ -196,4 +202,4 @@ def test_forged_tokens_are_what_they_claim() -> None:
     assert jwt.get_unverified_header(unsigned)["alg"] == "none" and unsigned.endswith(".")
     with pytest.raises(jwt.InvalidTokenError):
         jwt.decode(unsigned, secret, algorithms=["HS256"])
-    assert Credentials(tokens=(given.mint("a"), given.mint("b"))).expired("a") is None  # no secret: not applicable
+    assert Credentials(tokens=(mint_token(secret, "a"), mint_token(secret, "b"))).expired("a") is None  # no secret

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from scenarios._sse import Read, SSEComment, SSEDecoder, SSEEvent, WireIssue, parse_stream
+from scenarios import Read, SSEComment, SSEDecoder, SSEEvent, WireIssue, parse_stream
 
 
 def served(message: bytes, newline: bool = True) -> bytes:

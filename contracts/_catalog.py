@@ -1,4 +1,4 @@
-"""The catalogue of checks (scenarios/checks.yaml): every id a scenario may name, its default
+"""The catalogue of checks (contracts/checks.yaml): every id a scenario may name, its default
 level and the one-line rule it enforces, as reports show it."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from ._spec import read_yaml
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class CheckInfo:
 
 
 def _load() -> dict[str, CheckInfo]:
-    raw = yaml.safe_load((Path(__file__).parent / "checks.yaml").read_text(encoding="utf-8"))
+    raw = read_yaml(Path(__file__).parent / "checks.yaml")
     return {name: CheckInfo(name, entry["level"], entry["summary"]) for name, entry in raw.items()}
 
 

@@ -3,7 +3,8 @@
 A scenario says "open a conversation, stream a turn, read the history"; the profile says which
 requests that takes on this API, which events its streams carry, in what order (`grammar`), how
 the answer text is joined, and what the API can do (`capabilities`). A team describes its own API
-in the same format and runs the whole library on it. See scenarios/profiles/*.yaml.
+in the same format and runs the whole library on it, or loads it with the load harness. See
+contracts/profiles/*.yaml (the five contracts) and contracts/dialects/*.yaml (the mock's dialects).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, Literal
 
 from ._catalog import CATALOG
 from ._grammar import Grammar, GrammarError
-from ._spec import Spec, find_spec_file, read_yaml
+from ._registry import contract_profiles, profile_file
+from ._spec import Spec, SpecError, read_yaml
 from ._template import names_in
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
 AUTH_KINDS = ("none", "bearer", "bearer-or-query")
 FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "object", "list", "joined-text", "present")
 # Variables a profile's templates may use; scenarios and captures add their own.
@@ -115,6 +116,15 @@ class StreamSpec:
     def terminal(self) -> frozenset[str]:
         return self.done | self.error
 
+    def join_text(self, pieces: list[str]) -> str:
+        """The answer text of a stream's text pieces, as the profile's join rule has it."""
+        return " ".join(pieces) if self.join == "words" else "".join(pieces)
+
+
+def normalize(text: str) -> str:
+    """Whitespace-insensitive form, for a `words` join and for stored histories."""
+    return " ".join(text.split())
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -136,14 +146,15 @@ class Profile:
         return self.levels.get(check) or CATALOG[check].level
 
 
-def builtin_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-
-
 @cache
 def load_profile(name_or_path: str) -> Profile:
-    """A built-in profile by name, or a profile file by path."""
-    path = find_spec_file(name_or_path, PROFILE_DIR, what="profile")
+    """A registered contract profile by name, or a profile file by path."""
+    path = profile_file(name_or_path)
+    if path is None:
+        path = Path(name_or_path)
+        if not path.is_file():
+            known = ", ".join(contract_profiles())
+            raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({known})")
     return parse_profile(read_yaml(path), str(path))
 
 
@@ -156,7 +167,7 @@ def parse_profile(data: Any, source: str) -> Profile:
     levels = {}
     for check, level in spec.get("levels", dict, {}).items():
         if check not in CATALOG:
-            raise spec.error(f"levels.{check}", "unknown check id (see scenarios/checks.yaml)")
+            raise spec.error(f"levels.{check}", "unknown check id (see contracts/checks.yaml)")
         if level not in ("MUST", "SHOULD"):
             raise spec.error(f"levels.{check}", f"expected MUST or SHOULD, got {level!r}")
         levels[check] = level

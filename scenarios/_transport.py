@@ -1,7 +1,7 @@
 """The HTTP edge of a run: send one call, and read a stream read by read, timestamping each.
 
 httpx's `aiter_bytes` hands over what each socket read returned, so every chunk gets the time it
-arrived; the strict decoder (`_sse`) turns the chunks into events carrying those times. Deadlines
+arrived; the strict decoder (`_sse_decoder`) turns the chunks into events carrying those times. Deadlines
 bound every wait: a stream that hangs ends the read with `ended="deadline"`, never a hung suite.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from ._profiles import StreamSpec
+from contracts import StreamSpec
+
 from ._results import Exchange, StreamEvent, StreamRecord
 from ._scenarios import Timing
-from ._sse import SSEComment, SSEDecoder, SSEEvent
+from ._sse_decoder import SSEComment, SSEDecoder, SSEEvent
 from ._stream import StreamView, classify, view
 
 SLOW_READER_BYTES = 256

@@ -1,35 +1,39 @@
-"""Lean SSE load client on raw asyncio protocols.
+"""The benchmarks' lean SSE load client, on raw asyncio protocols.
 
 httpx costs tens of microseconds per event; this client has to follow ~20,000 events/s on one
 core, so it parses HTTP/1.1 by hand and timestamps every network read itself.  Run it in its
 own process so it has a core of its own; it prints one JSON object on stdout:
 
-    python -m bench._client count   --url http://127.0.0.1:PORT --conns 50 --seconds 5
-    python -m bench._client latency --url http://127.0.0.1:PORT --streams 100 --timeout 60
+    python -m bench._stream_client count   --url http://127.0.0.1:PORT --conns 50 --seconds 5
+    python -m bench._stream_client latency --url http://127.0.0.1:PORT --streams 100 --timeout 60
 
-Percentiles are nearest-rank over the exact, sorted samples (no interpolation, no histograms).
+`--dialect` picks the wire: each dialect registered in `mockllm.dialects` brings its own
+`StreamProbe` (how to ask it for a stream and tell its frames apart); the reference server's
+`ref-query-stream` is the one wire kept here. Percentiles are nearest-rank over the exact, sorted
+samples (no interpolation, no histograms).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
+import gc
 import itertools
 import json
 import math
-import os
 import re
-import resource
 import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import quote, urlsplit
+
+from bench._runtime import raise_nofile_limit, run
+from mockllm.dialects import DIALECTS, StreamProbe
 
 CONNECT_TIMEOUT_S = 10.0
 CONNECT_BATCH = 100  # connections opened at once; far below any sane listen backlog
@@ -40,61 +44,10 @@ REF_PROJECT_ID = "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11"  # reference_server's de
 _CHUNKED, _LENGTH, _CLOSE = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class Wire:
-    """How one dialect is asked for a stream and how its frames are told apart, as bytes."""
-
-    path: str | Callable[[str], str]  # a fixed path, or the path (with query) for a prompt
-    body: Callable[[str], dict[str, Any]] | None  # the request body for a prompt; None: a GET
-    content: re.Pattern[bytes]  # matches inside an event that carries answer text
-    end: bytes  # found inside the stream's terminal event
-    event_end: bytes = b"\n\n"
-
-
-# A non-empty JSON string value: `"key":"x` or `"key": "x`, never `""`.
-def _text_field(key: bytes) -> re.Pattern[bytes]:
-    return re.compile(rb'"' + key + rb'"\s*:\s*"(?!")')
-
-
-WIRES: dict[str, Wire] = {
-    "openai-chat": Wire(
-        "/v1/chat/completions",
-        lambda prompt: {"model": "bench", "messages": [{"role": "user", "content": prompt}], "stream": True},
-        _text_field(b"content"),
-        b"data: [DONE]",
-    ),
-    "openai-completions": Wire(
-        "/v1/completions",
-        lambda prompt: {"model": "bench", "prompt": prompt, "stream": True},
-        _text_field(b"text"),
-        b"data: [DONE]",
-    ),
-    "openai-responses": Wire(
-        "/v1/responses",
-        lambda prompt: {"model": "bench", "input": prompt, "stream": True},
-        re.compile(rb"data: \{[^\n]*\"response\.output_text\.delta\""),
-        b"event: response.completed",
-    ),
-    "anthropic-messages": Wire(
-        "/v1/messages",
-        lambda prompt: {
-            "model": "bench",
-            "max_tokens": 4096,
-            "messages": [{"role": "user", "content": prompt}],
-            "stream": True,
-        },
-        re.compile(rb'"text_delta"'),
-        b"event: message_stop",
-    ),
-    "gemini": Wire(
-        "/v1beta/models/bench:streamGenerateContent?alt=sse",
-        lambda prompt: {"contents": [{"role": "user", "parts": [{"text": prompt}]}]},
-        _text_field(b"text"),
-        b'"finishReason"',
-        b"\r\n\r\n",
-    ),
+# The wires of servers other than the mock, by name.
+OTHER_WIRES: dict[str, StreamProbe] = {
     # The reference server's `query-stream` profile (a GET with a bearer token: pass --header).
-    "ref-query-stream": Wire(
+    "ref-query-stream": StreamProbe(
         lambda prompt: f"/api/v1/ai/chat/stream?projectId={REF_PROJECT_ID}&message={quote(prompt)}",
         None,
         re.compile(rb'"type":"token"'),
@@ -102,41 +55,18 @@ WIRES: dict[str, Wire] = {
     ),
 }
 
+
+def mock_wires() -> dict[str, StreamProbe]:
+    """Each registered mock dialect's probe, by the dialect's name, in registration order."""
+    return {dialect.name: dialect.probe for dialect in DIALECTS if dialect.probe is not None}
+
+
+def wires() -> dict[str, StreamProbe]:
+    """Every wire by name: the mock dialects' (as registered now), then the other servers'."""
+    return mock_wires() | OTHER_WIRES
+
+
 Addr = tuple[str, int]
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run on uvloop when it is importable: its transports cost far less per read/write."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def raise_nofile_limit() -> None:
-    """A thousand streams need a thousand sockets; the default soft limit is often 1024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def available_cpus() -> set[int]:
-    """CPUs this process may run on (empty where affinity is not supported)."""
-    try:
-        return os.sched_getaffinity(0)
-    except AttributeError:
-        return set()
-
-
-def pin_to_cpu(pid: int, cpu: int) -> None:
-    """Give a process one core so server and client do not steal each other's time.
-
-    Best effort: where affinity is unsupported or the CPU is missing, the process runs unpinned.
-    """
-    if cpu in available_cpus():
-        with contextlib.suppress(OSError):  # the process may already have exited
-            os.sched_setaffinity(pid, {cpu})
 
 
 def percentiles(samples: Iterable[float], ps: Iterable[float] = (50, 99)) -> dict[str, float]:
@@ -156,7 +86,7 @@ def split_url(url: str) -> Addr:
     return parts.hostname, parts.port
 
 
-def build_request(host: str, port: int, i: int, wire: Wire, headers: Iterable[str] = ()) -> bytes:
+def build_request(host: str, port: int, i: int, wire: StreamProbe, headers: Iterable[str] = ()) -> bytes:
     """One streaming request; the unique prompt keeps servers from caching answers."""
     prompt = f"bench {i}"
     path = wire.path(prompt) if callable(wire.path) else wire.path
@@ -312,7 +242,7 @@ class _Tally:
 class _CountStream(_Stream):
     """Only counts events: the cheapest possible consumer, for throughput runs."""
 
-    def __init__(self, tally: _Tally, wire: Wire) -> None:
+    def __init__(self, tally: _Tally, wire: StreamProbe) -> None:
         super().__init__()
         self._tally = tally
         self._event_end = wire.event_end
@@ -330,7 +260,7 @@ class _CountStream(_Stream):
 class _TimedStream(_Stream):
     """Records when each content-carrying event arrived (time of the read that completed it)."""
 
-    def __init__(self, wire: Wire) -> None:
+    def __init__(self, wire: StreamProbe) -> None:
         super().__init__()
         self._content, self._end, self._event_end = wire.content, wire.end, wire.event_end
         self.t_sent = 0
@@ -375,7 +305,7 @@ async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Str
     return proto
 
 
-async def _open_all(host: str, port: int, n: int, wire: Wire, errors: Counter[str]) -> list[_TimedStream]:
+async def _open_all(host: str, port: int, n: int, wire: StreamProbe, errors: Counter[str]) -> list[_TimedStream]:
     """Open every connection before any request, in batches that cannot overflow a backlog."""
     protos: list[_TimedStream] = []
     for first in range(0, n, CONNECT_BATCH):
@@ -393,7 +323,7 @@ async def _open_all(host: str, port: int, n: int, wire: Wire, errors: Counter[st
 
 
 async def run_latency(
-    url: str, streams: int, timeout: float, wire: Wire, headers: Iterable[str] = ()
+    url: str, streams: int, timeout: float, wire: StreamProbe, headers: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Open ``streams`` connections, start every stream at once, record TTFT and ITL samples."""
     host, port = split_url(url)
@@ -433,7 +363,7 @@ def _latency_result(streams: int, protos: list[_TimedStream], errors: Counter[st
 
 
 async def run_users(
-    url: str, users: int, rounds: int, ramp_s: float, timeout: float, wire: Wire, headers: Iterable[str] = ()
+    url: str, users: int, rounds: int, ramp_s: float, timeout: float, wire: StreamProbe, headers: Iterable[str] = ()
 ) -> dict[str, Any]:
     """``users`` closed-loop users, each streaming ``rounds`` times back to back (a fresh
     connection each), their first requests spread evenly over ``ramp_s``: once the ramp is over,
@@ -464,7 +394,7 @@ async def run_users(
     return _latency_result(users * rounds, finished, errors)
 
 
-async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float, wire: Wire) -> None:
+async def _count_worker(addr: Addr, tally: _Tally, ids: Iterable[int], deadline: float, wire: StreamProbe) -> None:
     """Stream request after request on fresh connections until the deadline.
 
     Workers stop by themselves instead of being cancelled: on Python 3.11, cancelling a task
@@ -496,7 +426,7 @@ def _settle(proto: _CountStream, tally: _Tally) -> None:
         tally.errors[_failure(proto)] += 1
 
 
-async def run_count(url: str, conns: int, seconds: float, wire: Wire) -> dict[str, Any]:
+async def run_count(url: str, conns: int, seconds: float, wire: StreamProbe) -> dict[str, Any]:
     """Events received per second by ``conns`` connections over a fixed wall time."""
     host, port = split_url(url)
     loop = asyncio.get_running_loop()
@@ -522,7 +452,7 @@ async def run_count(url: str, conns: int, seconds: float, wire: Wire) -> dict[st
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench._client", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench._stream_client", description=__doc__)
     sub = parser.add_subparsers(dest="mode", required=True)
     count = sub.add_parser("count", help="events/s over a fixed wall time")
     count.add_argument("--url", required=True)
@@ -538,8 +468,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     users.add_argument("--rounds", type=int, default=3)
     users.add_argument("--ramp-s", type=float, default=5.0, help="first requests spread over this long")
     users.add_argument("--timeout", type=float, default=60.0, help="per stream")
+    names = sorted(wires())
     for mode in (count, latency, users):
-        mode.add_argument("--dialect", choices=sorted(WIRES), default="openai-chat")
+        mode.add_argument("--dialect", choices=names, default="openai-chat")
         mode.add_argument("--header", action="append", default=[], help="an extra request header line")
     args = parser.parse_args(argv)
     if args.mode == "count" and not 0 < args.seconds <= 600:
@@ -551,14 +482,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
+    wire = wires()[args.dialect]
+    # The modules imported for the wires live as long as the process: out of the collector's view,
+    # so no collection during the run scans them.
+    gc.freeze()
     raise_nofile_limit()
     if args.mode == "count":
-        result = run(run_count(args.url, args.conns, args.seconds, WIRES[args.dialect]))
+        result = run(run_count(args.url, args.conns, args.seconds, wire))
     elif args.mode == "users":
-        wire = WIRES[args.dialect]
         result = run(run_users(args.url, args.users, args.rounds, args.ramp_s, args.timeout, wire, args.header))
     else:
-        result = run(run_latency(args.url, args.streams, args.timeout, WIRES[args.dialect], args.header))
+        result = run(run_latency(args.url, args.streams, args.timeout, wire, args.header))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -1,0 +1,82 @@
+"""contracts — the machine-readable contracts every part of the harness shares.
+
+A contract profile (YAML, `contracts/profiles/`) maps a chat API's abstract operations to HTTP
+calls and says what its event streams look like: their event kinds, grammar, join rule and field
+rules. The conformance suite judges an implementation by it, the load harness drives it, and the
+mock dialects' load profiles (`contracts/dialects/`) use the same format. Here too: the event
+grammar matcher, the `{template}` engine and JSON paths, the YAML reader whose errors name the file
+and the field, the check catalogue (`checks.yaml`) and the bearer tokens the contracts take.
+
+Pure data and pure functions; this package imports no other package of the harness.
+"""
+
+from ._catalog import CATALOG, CheckInfo
+from ._grammar import Grammar, GrammarError, GrammarMatcher, GrammarVerdict
+from ._paths import field_value, json_path, json_values
+from ._profiles import (
+    AUTH_KINDS,
+    BASE_VARIABLES,
+    DEFAULT_SETTINGS,
+    FIELD_RULES,
+    Call,
+    Join,
+    KindRule,
+    Operation,
+    Profile,
+    StreamSpec,
+    load_profile,
+    normalize,
+    parse_profile,
+)
+from ._registry import (
+    DIALECT_PROFILE_DIR,
+    PROFILE_DIR,
+    contract_profiles,
+    profile_file,
+    register_profile,
+    unregister_profile,
+)
+from ._spec import Spec, SpecError, find_spec_file, read_yaml
+from ._template import TemplateError, names_in, render
+from ._tokens import mint_token, token_subject, unsigned_token
+
+__all__ = [
+    "AUTH_KINDS",
+    "BASE_VARIABLES",
+    "CATALOG",
+    "DEFAULT_SETTINGS",
+    "DIALECT_PROFILE_DIR",
+    "FIELD_RULES",
+    "PROFILE_DIR",
+    "Call",
+    "CheckInfo",
+    "Grammar",
+    "GrammarError",
+    "GrammarMatcher",
+    "GrammarVerdict",
+    "Join",
+    "KindRule",
+    "Operation",
+    "Profile",
+    "Spec",
+    "SpecError",
+    "StreamSpec",
+    "TemplateError",
+    "contract_profiles",
+    "field_value",
+    "find_spec_file",
+    "json_path",
+    "json_values",
+    "load_profile",
+    "mint_token",
+    "names_in",
+    "normalize",
+    "parse_profile",
+    "profile_file",
+    "read_yaml",
+    "register_profile",
+    "render",
+    "token_subject",
+    "unregister_profile",
+    "unsigned_token",
+]

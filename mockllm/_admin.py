@@ -1,0 +1,196 @@
+"""The mock's admin API: health, metrics, the config in force, armed faults, the journal, reset, stats.
+
+One `Admin` per server, its routes `Route` records whose handlers answer a `Call` with an
+`HttpResponse` at once. It owns the armed faults: the chat path reads the same list to pick a
+request's fault. The config, journal and metrics it reads and changes belong to the server, reached
+through the small `Administered` interface, so this module never imports the server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._config import MockConfig, merge, parse_config
+from ._errors import ConfigError, RequestError
+from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
+from ._journal import Journal
+from ._metrics import Metrics
+from ._wire import HttpResponse
+from .dialects import Call, Route
+
+JSON_HEADERS = (("content-type", "application/json"),)
+Respond = Callable[[Call], HttpResponse]
+
+
+def json_response(status: int, value: Any) -> HttpResponse:
+    return HttpResponse(status, JSON_HEADERS, json.dumps(value, ensure_ascii=False).encode())
+
+
+def admin_error(status: int, message: str, **extra: Any) -> HttpResponse:
+    return json_response(status, {"error": {"message": message, **extra}})
+
+
+@dataclass(slots=True)
+class ArmedFault:
+    """A fault armed through the admin API for the next `remaining` matching requests."""
+
+    id: int
+    fault: Fault
+    match: Match
+    remaining: int | None  # None: every matching request until disarmed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fault": self.fault.spec,
+            "match": self.match.to_config(),
+            "remaining": self.remaining,
+        }
+
+
+class Administered(Protocol):
+    """What the admin API reads and changes of the server it runs in."""
+
+    config: MockConfig
+    journal: Journal
+    metrics: Metrics  # replaced on reset
+    active_streams: int
+
+    def install(self, config: MockConfig, *, restart_schedules: bool = False) -> None:
+        """Put `config` in force; its fault schedules count from the start again when its rules
+        differ from those in force, or when `restart_schedules`."""
+        ...
+
+
+class Admin:
+    """The admin endpoints of one server and the faults armed through them."""
+
+    def __init__(self, server: Administered, startup_raw: dict[str, Any]) -> None:
+        self._server = server
+        self._startup_raw = startup_raw
+        self.armed: list[ArmedFault] = []  # in arming order; the chat path takes the first that matches
+        self._armed_ids = 0
+        self._started = time.time()
+
+    def routes(self) -> tuple[Route[Respond], ...]:
+        return (
+            Route("GET", "/health", lambda call: json_response(200, {"status": "ok"})),
+            Route("GET", "/metrics", self._metrics),
+            Route("GET", "/_mock/config", lambda call: json_response(200, self._server.config.to_dict())),
+            Route("PUT", "/_mock/config", self._replace_config),
+            Route("PATCH", "/_mock/config", self._patch_config),
+            Route("GET", "/_mock/faults", self._list_faults),
+            Route("POST", "/_mock/faults", self._arm_fault),
+            Route("DELETE", "/_mock/faults", self._disarm_faults),
+            Route("GET", "/_mock/journal", self._read_journal),
+            Route("DELETE", "/_mock/journal", self._clear_journal),
+            Route("POST", "/_mock/reset", self._reset),
+            Route("GET", "/_mock/stats", self._stats),
+        )
+
+    def _metrics(self, call: Call) -> HttpResponse:
+        body = self._server.metrics.render(self._server.active_streams).encode()
+        return HttpResponse(200, (("content-type", "text/plain; version=0.0.4"),), body)
+
+    def _replace_config(self, call: Call) -> HttpResponse:
+        """PUT: the startup config with this mapping merged over it."""
+        return self._apply_config(call, lambda body: merge(self._startup_raw, body))
+
+    def _patch_config(self, call: Call) -> HttpResponse:
+        """PATCH: the config in force with this mapping merged over it."""
+        return self._apply_config(call, lambda body: merge(self._server.config.to_dict(), body))
+
+    def _apply_config(self, call: Call, build: Callable[[dict[str, Any]], dict[str, Any]]) -> HttpResponse:
+        try:
+            body = call.json_object()
+            new = parse_config(build(body))
+        except RequestError as err:
+            return admin_error(400, err.message)
+        except ConfigError as err:
+            return admin_error(400, str(err), key=err.key)
+        self._server.install(new)
+        return json_response(200, new.to_dict())
+
+    def _list_faults(self, call: Call) -> HttpResponse:
+        return json_response(200, {"faults": [armed.to_dict() for armed in self.armed]})
+
+    def _arm_fault(self, call: Call) -> HttpResponse:
+        """POST {fault: SPEC, match?: {contains, regex, model, turn, path}, count?: N (default 1)}."""
+        try:
+            body = call.json_object()
+            unknown = sorted(set(body) - {"fault", "match", "count"})
+            if unknown:
+                raise ConfigError(unknown[0], "unknown field; use fault, match, count")
+            if not isinstance(body.get("fault"), str | int):
+                raise ConfigError("fault", "required: a fault spec such as '429' or 'error-after=3'")
+            try:
+                fault = parse_fault(str(body["fault"]))
+            except FaultSyntaxError as err:
+                raise ConfigError("fault", str(err)) from None
+            match = parse_match(body.get("match"), "match")
+            count = body.get("count", 1)
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise ConfigError("count", f"expected a whole number >= 1 or null (every request), got {count!r}")
+        except RequestError as err:
+            return admin_error(400, err.message)
+        except ConfigError as err:
+            return admin_error(400, str(err), key=err.key)
+        self._armed_ids += 1
+        armed = ArmedFault(self._armed_ids, fault, match, count)
+        self.armed.append(armed)
+        return json_response(201, armed.to_dict())
+
+    def _disarm_faults(self, call: Call) -> HttpResponse:
+        count = len(self.armed)
+        self.armed.clear()
+        return json_response(200, {"disarmed": count})
+
+    def _read_journal(self, call: Call) -> HttpResponse:
+        """GET ?prompt_contains=&model=&path=&outcome=&since_id=&limit="""
+        query = dict(call.query)
+        filters: dict[str, Any] = {}
+        for name in ("prompt_contains", "model", "path", "outcome"):
+            if name in query:
+                filters[name] = query.pop(name)
+        for name in ("since_id", "limit"):
+            if name in query:
+                raw = query.pop(name)
+                if not raw.isdigit():
+                    return admin_error(400, f"query parameter {name!r} must be a whole number, got {raw!r}")
+                filters[name] = int(raw)
+        if query:
+            return admin_error(400, f"unknown query parameter {sorted(query)[0]!r}")
+        return json_response(200, {"entries": self._server.journal.query(**filters)})
+
+    def _clear_journal(self, call: Call) -> HttpResponse:
+        return json_response(200, {"cleared": self._server.journal.clear()})
+
+    def _reset(self, call: Call) -> HttpResponse:
+        """Back to the startup state: config, journal, armed faults, schedule counters, metrics."""
+        server = self._server
+        server.install(parse_config(self._startup_raw), restart_schedules=True)
+        server.journal.clear()
+        self.armed.clear()
+        server.metrics = Metrics()
+        return json_response(200, {"reset": True})
+
+    def _stats(self, call: Call) -> HttpResponse:
+        server = self._server
+        by_outcome: dict[str, int] = {}
+        for (_, outcome), count in server.metrics.requests.items():
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+        return json_response(
+            200,
+            {
+                "requests": sum(by_outcome.values()),
+                "by_outcome": by_outcome,
+                "active_streams": server.active_streams,
+                "journal_entries": len(server.journal),
+                "armed_faults": len(self.armed),
+                "uptime_s": time.time() - self._started,
+            },
+        )
