@@ -37,6 +37,7 @@ import msgspec
 from litestar import Request, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -107,12 +108,14 @@ def handlers(core: ChatCore) -> list[Any]:
         return found
 
     @post("/", status_code=201)
-    async def create(request: Request, data: NewConversation | None = None) -> dict[str, Any]:
+    async def create(request: Request, data: JSONBody[NewConversation | None] = None) -> dict[str, Any]:
         title = data.title if data else None
         return conversation_json(await store.create_conversation(NAME, owner=user_of(request), title=title))
 
     @post("/{conversation_id:str}/messages", status_code=201)
-    async def add_message(conversation_id: str, data: NewMessage, request: Request) -> dict[str, Any]:
+    async def add_message(
+        conversation_id: FromPath[str], data: JSONBody[NewMessage], request: Request
+    ) -> dict[str, Any]:
         conversation = await owned(request, conversation_id)
         content = data.content
         problem = None
@@ -132,7 +135,7 @@ def handlers(core: ChatCore) -> list[Any]:
         }
 
     @get("/{conversation_id:str}/stream")
-    async def stream(conversation_id: str, request: Request) -> Stream:
+    async def stream(conversation_id: FromPath[str], request: Request) -> Stream:
         conversation = (await owned(request, conversation_id)).id
         messages = await core.llm_messages(conversation)
         if not messages or messages[-1]["role"] != "user":

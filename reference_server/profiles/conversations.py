@@ -31,6 +31,7 @@ from litestar import Request, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -78,7 +79,7 @@ def handlers(core: ChatCore) -> list[Any]:
         await core.limits.check(NAME, user_of(connection))
 
     @post("/chat/conversation", status_code=201, guards=[authenticated])
-    async def create_conversation(data: ConversationBody, request: Request) -> dict[str, Any]:
+    async def create_conversation(data: JSONBody[ConversationBody], request: Request) -> dict[str, Any]:
         if not data.title.strip():
             raise invalid("title", "must not be only whitespace")
         user = user_of(request)
@@ -92,7 +93,7 @@ def handlers(core: ChatCore) -> list[Any]:
         }
 
     @post("/chat/stream", status_code=200, guards=[authenticated, rate_limited])
-    async def stream_message(data: StreamBody, request: Request) -> Stream:
+    async def stream_message(data: JSONBody[StreamBody], request: Request) -> Stream:
         if len(data.message) > settings.message_max_chars:
             raise invalid("message", f"at most {settings.message_max_chars} characters, got {len(data.message)}")
         conversation_id = str(data.conversation_id)

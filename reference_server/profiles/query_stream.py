@@ -35,7 +35,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Router, get, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
@@ -163,7 +163,7 @@ def handlers(core: ChatCore) -> list[Any]:
         return event_stream(events())
 
     @post("/ai/chat", status_code=200)
-    async def chat(data: ChatBody, request: Request) -> dict[str, Any]:
+    async def chat(data: JSONBody[ChatBody], request: Request) -> dict[str, Any]:
         conversation, messages, store_question = await turn(
             core.auth.user(request), data.project_id, data.message, data.conversation_id
         )

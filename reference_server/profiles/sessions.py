@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore, reply
@@ -100,12 +101,12 @@ def handlers(core: ChatCore) -> list[Any]:
         return {"status": "healthy", "profile": NAME, "timestamp": iso(utc_now())}
 
     @post("/api/sessions", status_code=201)
-    async def create_session(request: Request, data: SessionBody | None = None) -> dict[str, str]:
+    async def create_session(request: Request, data: JSONBody[SessionBody | None] = None) -> dict[str, str]:
         await core.limits.check(NAME, client_of(request))
         return {"session_id": await session(data.session_id if data else None)}
 
     @post("/api/chat", status_code=200)
-    async def chat(data: ChatBody, request: Request) -> dict[str, Any]:
+    async def chat(data: JSONBody[ChatBody], request: Request) -> dict[str, Any]:
         session_id, messages = await turn(data, request)
         answer = await reply(core, session_id, model, messages)
         if answer.outcome != "completed":
@@ -118,7 +119,7 @@ def handlers(core: ChatCore) -> list[Any]:
         }
 
     @post("/api/chat/stream", status_code=200)
-    async def chat_stream(data: ChatBody, request: Request) -> Stream:
+    async def chat_stream(data: JSONBody[ChatBody], request: Request) -> Stream:
         session_id, messages = await turn(data, request)
 
         async def events() -> AsyncIterator[bytes]:
@@ -136,7 +137,7 @@ def handlers(core: ChatCore) -> list[Any]:
         return event_stream(with_heartbeats(events(), settings.heartbeat_s, lambda: HEARTBEAT))
 
     @get("/api/sessions/{session_id:str}/history")
-    async def history(session_id: str, request: Request) -> dict[str, Any]:
+    async def history(session_id: FromPath[str], request: Request) -> dict[str, Any]:
         await core.limits.check(NAME, client_of(request))
         if await store.conversation(NAME, session_id) is None:
             raise NotFoundException(f"no session {session_id!r}")
@@ -149,7 +150,7 @@ def handlers(core: ChatCore) -> list[Any]:
         }
 
     @delete("/api/sessions/{session_id:str}", status_code=200)
-    async def clear(session_id: str, request: Request) -> dict[str, str]:
+    async def clear(session_id: FromPath[str], request: Request) -> dict[str, str]:
         await core.limits.check(NAME, client_of(request))
         if await store.conversation(NAME, session_id) is None:
             raise NotFoundException(f"no session {session_id!r}")

@@ -36,7 +36,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import get, post
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
-from litestar.params import QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -93,7 +93,7 @@ def handlers(core: ChatCore) -> list[Any]:
         return chat
 
     @post("/chat/start", status_code=200)
-    async def start(data: StartBody) -> dict[str, str]:
+    async def start(data: JSONBody[StartBody]) -> dict[str, str]:
         if len(data.prompt) > settings.message_max_chars:
             message = f"at most {settings.message_max_chars} characters, got {len(data.prompt)}"
             raise ValidationException(detail=f"prompt: {message}", extra=[{"key": "prompt", "message": message}])

@@ -60,6 +60,7 @@ from typing import Any
 
 import msgspec
 from litestar import post
+from litestar.params import JSONBody
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
@@ -73,7 +74,7 @@ class Body(msgspec.Struct):
 
 def handlers(core: ChatCore) -> list[Any]:
     @post("/sixth/stream", status_code=200)
-    async def stream(data: Body) -> Stream:
+    async def stream(data: JSONBody[Body]) -> Stream:
         messages = [{"role": "user", "content": data.message}]
 
         async def events():
