@@ -5,18 +5,18 @@ calls and says what its event streams look like: their event kinds, grammar, joi
 rules. The conformance suite judges an implementation by it, the load harness drives it, and the
 mock dialects' load profiles (`contracts/dialects/`) use the same format. Here too: the event
 grammar matcher, the `{template}` engine and JSON paths, the YAML reader whose errors name the file
-and the field, the check catalogue (`checks.yaml`) and the bearer tokens the contracts take.
+and the field, the check catalogue (`checks.yaml`), the run settings a run is told about the
+implementation (`SETTINGS`, each with its default and meaning) and the bearer tokens the contracts take.
 
 Pure data and pure functions; this package imports no other package of the harness.
 """
 
-from ._catalog import CATALOG, CheckInfo
+from ._catalog import CATALOG, CheckInfo, Citation
 from ._grammar import Grammar, GrammarError, GrammarMatcher, GrammarVerdict
 from ._paths import field_value, json_path, json_values
 from ._profiles import (
     AUTH_KINDS,
     BASE_VARIABLES,
-    DEFAULT_SETTINGS,
     FIELD_RULES,
     Call,
     Join,
@@ -24,6 +24,7 @@ from ._profiles import (
     Operation,
     Profile,
     StreamSpec,
+    extend_profile,
     load_profile,
     normalize,
     parse_profile,
@@ -36,6 +37,7 @@ from ._registry import (
     register_profile,
     unregister_profile,
 )
+from ._settings import DEFAULT_SETTINGS, SETTINGS, Setting
 from ._spec import Spec, SpecError, find_spec_file, read_yaml
 from ._template import TemplateError, names_in, render
 from ._tokens import mint_token, token_subject, unsigned_token
@@ -48,8 +50,10 @@ __all__ = [
     "DIALECT_PROFILE_DIR",
     "FIELD_RULES",
     "PROFILE_DIR",
+    "SETTINGS",
     "Call",
     "CheckInfo",
+    "Citation",
     "Grammar",
     "GrammarError",
     "GrammarMatcher",
@@ -58,11 +62,13 @@ __all__ = [
     "KindRule",
     "Operation",
     "Profile",
+    "Setting",
     "Spec",
     "SpecError",
     "StreamSpec",
     "TemplateError",
     "contract_profiles",
+    "extend_profile",
     "field_value",
     "find_spec_file",
     "json_path",

@@ -5,6 +5,20 @@ requests that takes on this API, which events its streams carry, in what order (
 the answer text is joined, and what the API can do (`capabilities`). A team describes its own API
 in the same format and runs the whole library on it, or loads it with the load harness. See
 contracts/profiles/*.yaml (the five contracts) and contracts/dialects/*.yaml (the mock's dialects).
+
+A profile file may start from another: `extends: sessions` (a registered contract's name, or a
+file's path relative to the extending file) and then give only what differs, so a team whose API
+differs from a contract in one call need not copy (and keep in step with) the whole contract.
+`name:` is still required. The merge (`extend_profile`, pure, over the two mappings):
+
+- `summary`, `auth`, `capabilities` replace the base's; `levels` and `settings` merge key by key;
+- `stream:` keys replace the base's stream keys one by one (`text:` as a whole);
+- `operations:` merge operation by operation; within one the keys replace the base's, except
+  `calls:`, where item i is a mapping of just the fields that change in the base's call i (a shorter
+  list keeps the base's other calls; items past the base's end are new calls);
+- a null anywhere in that merge removes the base's entry (an operation, a stream key, a call's field).
+
+The base may extend another in turn; a cycle is an error, and every error names the file and field.
 """
 
 from __future__ import annotations
@@ -27,19 +41,7 @@ FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "objec
 # Variables a profile's templates may use; scenarios and captures add their own.
 BASE_VARIABLES = frozenset({"message", "conversation", "user", "model", "project", "session", "marker"})
 Join = Literal["concat", "words"]
-# What a run assumes about the implementation unless told otherwise (`--setting NAME=VALUE`):
-# the contracts' own values, and the reference server's fixtures.
-DEFAULT_SETTINGS: dict[str, str] = {
-    "heartbeat_s": "30",
-    "session_ttl_s": "600",
-    "upstream_timeout_s": "60",
-    "allowed_model": "mock-model",
-    "forbidden_model": "gpt-4o",
-    "project_id": "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11",
-    "cors_origin": "http://localhost:5173",
-    "history_window": "10",
-}
-
+_PROFILE_KEYS = ("name", "summary", "auth", "capabilities", "levels", "settings", "stream", "operations")
 _STREAM_KEYS = (
     "grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures", "usage",
 )  # fmt: skip
@@ -148,19 +150,108 @@ class Profile:
 
 @cache
 def load_profile(name_or_path: str) -> Profile:
-    """A registered contract profile by name, or a profile file by path."""
+    """A registered contract profile by name, or a profile file by path (its `extends:` resolved)."""
     path = profile_file(name_or_path)
     if path is None:
         path = Path(name_or_path)
         if not path.is_file():
             known = ", ".join(contract_profiles())
             raise SpecError(name_or_path, "", f"no such profile file, and not a built-in profile ({known})")
-    return parse_profile(read_yaml(path), str(path))
+    return parse_profile(_profile_data(path, ()), str(path))
+
+
+def _profile_data(path: Path, chain: tuple[Path, ...]) -> Any:
+    """The mapping of a profile file with its `extends:` chain merged in (the I/O of the loader).
+
+    Each base is also parsed on its own first, so a mistake in a base is named in the base's file."""
+    data = read_yaml(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    source = str(path)
+    chain = (*chain, path.resolve())
+    extends = Spec(data, source).get("extends", str)
+    base = _base_file(extends, path)
+    if base is None:
+        known = ", ".join(contract_profiles())
+        raise SpecError(
+            source, "extends", f"{extends!r} is neither a contract ({known}) nor a file ({path.parent / extends})"
+        )
+    if base.resolve() in chain:
+        cycle = " -> ".join(p.name for p in (*chain, base.resolve()))
+        raise SpecError(source, "extends", f"a cycle of extends: {cycle}")
+    base_data = _profile_data(base, chain)
+    parse_profile(base_data, str(base))
+    return extend_profile(base_data, data, source)
+
+
+def _base_file(extends: str, path: Path) -> Path | None:
+    """The file `extends:` names: a registered contract first, else a path relative to `path`."""
+    registered = profile_file(extends)
+    if registered is not None:
+        return registered
+    relative = path.parent / extends
+    return relative if relative.is_file() else None
+
+
+def extend_profile(base: Mapping[str, Any], override: Any, source: str) -> dict[str, Any]:
+    """The profile mapping `override` (a file that says `extends:`) makes of `base` (see the module doc)."""
+    spec = Spec(override, source)
+    spec.only("extends", *_PROFILE_KEYS)
+    spec.get("name", str)  # the extending file names the profile it makes
+    out = dict(base)
+    for key, value in override.items():
+        if key in ("levels", "settings", "stream"):
+            out[key] = _merged(base.get(key), spec.get(key, dict, {}))
+        elif key == "operations":
+            out[key] = _operations(base.get(key) or {}, spec.sub(key, {}))
+        elif key != "extends":
+            out[key] = value
+    return out
+
+
+def _merged(base: Any, override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with each key of `override` replacing its own; a null removes the key."""
+    out = dict(base) if isinstance(base, dict) else {}
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def _operations(base: Mapping[str, Any], override: Spec) -> dict[str, Any]:
+    """The base's operations with the override's merged in by name: a new one whole, a null removes one."""
+    out = dict(base)
+    for name, value in override.data.items():
+        if value is None or name not in base or not isinstance(base[name], dict):
+            out = _merged(out, {name: value})
+            continue
+        operation = Spec(value, override.source, f"{override.path}.{name}")
+        merged = _merged(base[name], {k: v for k, v in value.items() if k != "calls"})
+        if "calls" in value:
+            merged["calls"] = _calls(base[name].get("calls") or [], operation)
+        out[name] = merged
+    return out
+
+
+def _calls(base: list[Any], operation: Spec) -> list[Any]:
+    """The base's calls with item i of the override's `calls:` merged over call i, field by field."""
+    calls = list(base)
+    for i, change in enumerate(operation.get("calls", list)):
+        Spec(change, operation.source, f"{operation.path}.calls[{i}]")  # a mapping, or an error naming it
+        if i < len(calls) and isinstance(calls[i], dict):
+            calls[i] = _merged(calls[i], change)
+        else:
+            calls.append(change)
+    return calls
 
 
 def parse_profile(data: Any, source: str) -> Profile:
     spec = Spec(data, source)
-    spec.only("name", "summary", "auth", "capabilities", "levels", "settings", "stream", "operations")
+    if "extends" in spec.data:
+        raise spec.error("extends", "only a profile file may extend another (load_profile), or see extend_profile")
+    spec.only(*_PROFILE_KEYS)
     auth = spec.get("auth", str, "none")
     if auth not in AUTH_KINDS:
         raise spec.error("auth", f"expected one of {', '.join(AUTH_KINDS)}, got {auth!r}")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from contracts import CATALOG
+
 from ._page import template, write_atomic
 
 RAW_CAP = 64 * 1024  # bytes of a stream shown in its raw view; the JSON result keeps them all
@@ -213,6 +215,15 @@ class CheckTally:
     level: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECK_VERDICTS, 0))
     failed_in: list[tuple[str, str]] = field(default_factory=list)  # (anchor, scenario name)
+
+    @property
+    def rule(self) -> str:
+        """The catalogue's rule for the check and the contracts.md sentences it cites ("" if unknown)."""
+        info = CATALOG.get(self.check)
+        if info is None:
+            return ""
+        cited = [f"contracts.md, {c.section}: \u201c{c.text}\u201d" for c in info.cites]
+        return "\n".join([info.summary, *cited])
 
 
 @dataclass(slots=True)

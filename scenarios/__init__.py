@@ -24,6 +24,7 @@ from ._reference_run import (
     write_run,
 )
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult, StreamEvent, StreamRecord
+from ._run_settings import SettingRow, describe_settings, setting_rows
 from ._runner import RunConfig, run
 from ._scenarios import LIBRARY_DIR, Scenario, library, load_scenario, load_scenarios, parse_scenario
 from ._sse_decoder import Read, SSEComment, SSEDecoder, SSEEvent, WireIssue, parse_stream
@@ -45,12 +46,14 @@ __all__ = [
     "SSEEvent",
     "Scenario",
     "ScenarioResult",
+    "SettingRow",
     "StreamEvent",
     "StreamRecord",
     "UsageError",
     "WireIssue",
     "conform_reference",
     "conformant",
+    "describe_settings",
     "junit_xml",
     "library",
     "load_scenario",
@@ -62,6 +65,7 @@ __all__ = [
     "print_summary",
     "reference_config",
     "run",
+    "setting_rows",
     "start_reference_for",
     "write_run",
 ]

@@ -1,5 +1,8 @@
 """`python -m scenarios run --target URL --profile NAME_OR_FILE --mock URL ...`
 
+Also `python -m scenarios settings NAME_OR_FILE`: every setting a run of that profile uses, with its
+value unless told otherwise and its meaning; `list`: the library; `reference`: the harness's own proof.
+
 Exit status: 0 when every MUST check passed, 1 when one failed (or a scenario could not run),
 2 for a usage or configuration error (a bad profile or scenario file, a bad --setting, no mock).
 """
@@ -21,6 +24,7 @@ from ._errors import UsageError
 from ._junit import junit_xml
 from ._reference_run import conform_reference, mock_and_reference
 from ._results import RunResult
+from ._run_settings import describe_settings
 from ._runner import RunConfig, run
 from ._scenarios import library, load_scenarios
 
@@ -54,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--html", type=Path)
     go.add_argument("--quiet", action="store_true")
     commands.add_parser("list", help="list the scenario library and the built-in profiles")
+    told = commands.add_parser("settings", help="the settings a run of a profile uses, their defaults and meaning")
+    told.add_argument("profile", help=f"a built-in profile ({', '.join(contract_profiles())}) or a file")
+    told.add_argument(
+        "--scenarios", action="append", default=[], metavar="PATH", help="your scenario files instead of the library"
+    )
     own = commands.add_parser("reference", help="start the mock and the reference server; run every profile")
     own.add_argument("--out", type=Path, default=Path("reports-out/conformance"), help="where the reports go")
     args = parser.parse_args(argv)
@@ -62,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             for scenario in library():
                 print(f"{scenario.name:32} {scenario.summary}")
             print("profiles:", ", ".join(contract_profiles()))
+            return 0
+        if args.command == "settings":
+            scenarios = load_scenarios(args.scenarios) if args.scenarios else library()
+            print(describe_settings(load_profile(args.profile), scenarios))
             return 0
         if args.command == "reference":
             library()  # a broken library file is refused before any server starts

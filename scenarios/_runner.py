@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from contracts import DEFAULT_SETTINGS, Call, Operation, Profile, TemplateError, json_path, render
+from contracts import DEFAULT_SETTINGS, SETTINGS, Call, Operation, Profile, TemplateError, json_path, render
 
 from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem
 from ._credentials import Credentials
@@ -117,10 +117,21 @@ async def _install_mock_rules(client: httpx.AsyncClient, mock: str) -> None:
         response.raise_for_status()
     except httpx.HTTPError as err:
         raise UsageError(f"--mock {mock}: the mock LLM's admin API does not answer ({err})") from None
-    rules = response.json().get("answers", {}).get("rules", [])
-    if rules[: len(MOCK_RULES)] != MOCK_RULES:
-        others = [rule for rule in rules if rule not in MOCK_RULES]
-        await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": MOCK_RULES + others}})
+    rules = with_mock_rules(response.json().get("answers", {}).get("rules", []))
+    if rules is not None:
+        await client.patch(f"{mock}/_mock/config", json={"answers": {"rules": rules}})
+
+
+def with_mock_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The mock's answer rules with the run's first, or None when they are first already.
+
+    A rule is the run's by its `match` alone: the mock answers its config with every answer spelled
+    out in full (`prose` with its default length), so comparing whole rules would never find the
+    run's own again, and each run would add them once more."""
+    ours = [rule["match"] for rule in MOCK_RULES]
+    if [rule.get("match") for rule in rules[: len(ours)]] == ours:
+        return None
+    return MOCK_RULES + [rule for rule in rules if rule.get("match") not in ours]
 
 
 @dataclass
@@ -159,11 +170,7 @@ class ScenarioRun:
             "marker": self.marker,
             "user": self.user.user,
             "other_user": self.other.user,
-            "model": s["allowed_model"],
-            "allowed_model": s["allowed_model"],
-            "forbidden_model": s["forbidden_model"],
-            "project": s["project_id"],
-            "cors_origin": s["cors_origin"],
+            **{variable: s[setting.name] for setting in SETTINGS.values() for variable in setting.variables},
             "unknown_uuid": str(uuid.uuid4()),
             "long_message": f"{self.marker} " + "x" * 2001,
             # A silence well past the heartbeat check's tolerance, yet inside the upstream timeout.
@@ -210,10 +217,7 @@ class ScenarioRun:
         return self.result
 
     def _not_applicable(self) -> str:
-        missing = [need for need in self.scenario.requires if not self.profile.has(need)]
-        for step in self.scenario.steps:
-            if step.do != "wait" and step.do not in self.profile.operations and step.do not in missing:
-                missing.append(step.do)
+        missing = self.scenario.missing(self.profile)
         if missing:
             return f"the profile has no {', '.join(missing)}"
         unset = [name for name in self.scenario.settings if not self.settings.get(name)]

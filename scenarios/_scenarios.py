@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from contracts import CATALOG, Spec, SpecError, read_yaml
+from contracts import CATALOG, Profile, Spec, SpecError, read_yaml
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 AUTH_MODES = ("user", "other", "none", "invalid", "expired", "unsigned", "query")
@@ -72,6 +72,14 @@ class Scenario:
     @property
     def checks(self) -> set[str]:
         return {check for step in self.steps for check in step.expect}
+
+    def missing(self, profile: Profile) -> list[str]:
+        """What the scenario needs that the profile lacks (operations, capabilities): not applicable there."""
+        missing = [need for need in self.requires if not profile.has(need)]
+        for step in self.steps:
+            if step.do != "wait" and step.do not in profile.operations and step.do not in missing:
+                missing.append(step.do)
+        return missing
 
 
 def library() -> list[Scenario]:

@@ -267,3 +267,10 @@ def test_in_chromium_failed_is_open_and_the_filter_hides_passed(tmp_path):
             assert problems == []  # no script error, no CSP violation, no request but the page
         finally:
             browser.close()
+
+
+def test_a_tallied_check_shows_its_rule_and_the_contract_sentences_it_cites(html):
+    tally = re.search(r'<tr class="problem" data-check="stream.fields">.*?</tr>', html, re.S)
+    cell = re.search(r'<td class="mono" title="([^"]*)">stream.fields</td>', tally.group(0))
+    assert cell and cell.group(1).startswith("Every event carries the fields the profile names")
+    assert "contracts.md, 1. `sessions` — session API with POST streaming (seed 000): \u201c" in cell.group(1)
