@@ -145,6 +145,7 @@ class Grammar:
     symbols: frozenset[str]
     _transitions: tuple[dict[str, frozenset[int]], ...] = field(repr=False, compare=False)
     _accepting: frozenset[int] = field(repr=False, compare=False)
+    _positions: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the symbol of each position
     # Subset-construction memo, filled lazily: (state set, symbol) -> next state set.
     _steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(default_factory=dict, repr=False, compare=False)
     _expected: dict[frozenset[int], frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
@@ -161,7 +162,22 @@ class Grammar:
                 by_symbol.setdefault(parser.symbols[position], set()).add(position)
             transitions.append({symbol: frozenset(positions) for symbol, positions in by_symbol.items()})
         accepting = whole.last | {_START} if whole.nullable else whole.last
-        return cls(text, frozenset(parser.symbols[1:]), tuple(transitions), frozenset(accepting))
+        return cls(
+            text,
+            frozenset(parser.symbols[1:]),
+            tuple(transitions),
+            frozenset(accepting),
+            _positions=tuple(parser.symbols),
+        )
+
+    def follows(self, symbols: frozenset[str]) -> frozenset[str]:
+        """The symbols that some sentence lets come right after one of `symbols` (after `llm_complete`
+        in `... (llm_complete system? | error)`: `system`)."""
+        found: set[str] = set()
+        for position, symbol in enumerate(self._positions):
+            if position != _START and symbol in symbols:
+                found.update(self._transitions[position])
+        return frozenset(found)
 
     def matcher(self) -> GrammarMatcher:
         return GrammarMatcher(self)

@@ -44,6 +44,7 @@ Join = Literal["concat", "words"]
 _PROFILE_KEYS = ("name", "summary", "auth", "capabilities", "levels", "settings", "stream", "operations")
 _STREAM_KEYS = (
     "grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures", "usage",
+    "after_terminal",
 )  # fmt: skip
 
 
@@ -58,7 +59,11 @@ class Call:
     json: Any = None
     auth: bool = True  # send the user's credentials (when the profile has auth)
     stream: bool = False  # this response is the operation's event stream
-    status: tuple[int, ...] = (200,)  # the statuses that mean success
+    status: tuple[int, ...] = (200,)  # the statuses that mean success (judged as `api.status`, a MUST)
+    # The one of them the contract expects; another success status is a SHOULD deviation
+    # (`api.status-preferred`). A POST stream call without `status:` gets (200, 201); one whose
+    # statuses hold 200 prefers 200.
+    preferred_status: int | None = None
     capture: Mapping[str, str] = field(default_factory=dict)  # variable -> JSON path of the answer
     # JSON path (`*`: every list item) -> field rule or exact value (a template): the answer's fields
     # that the contract gives, judged as `api.json` on every successful call
@@ -113,6 +118,8 @@ class StreamSpec:
     heartbeat_kinds: frozenset[str]
     captures: Mapping[str, tuple[str, str]]  # variable -> (kind, field)
     usage: tuple[frozenset[str], str] | None = None  # (kinds, dotted field) of the API's output-token count
+    # Kinds the grammar lets follow the terminal event (conversation-events: `system` after `llm_complete`)
+    after_terminal: frozenset[str] = frozenset()
 
     @property
     def terminal(self) -> frozenset[str]:
@@ -326,6 +333,14 @@ def _stream(spec: Spec) -> StreamSpec:
         unknown = names - grammar.symbols
         if unknown:
             raise spec.error(key, f"{', '.join(sorted(unknown))} not in the grammar {grammar.text!r}")
+    after_terminal = frozenset(spec.strings("after_terminal", ()))
+    beyond = after_terminal - grammar.follows(done | error)
+    if beyond:
+        raise spec.error(
+            "after_terminal",
+            f"{', '.join(sorted(beyond))} cannot follow a terminal event ({', '.join(sorted(done | error))}) "
+            f"in the grammar {grammar.text!r}",
+        )
     return StreamSpec(
         grammar=grammar,
         kind_field=kind_field,
@@ -340,6 +355,7 @@ def _stream(spec: Spec) -> StreamSpec:
         heartbeat_kinds=heartbeat,
         captures=captures,
         usage=usage,
+        after_terminal=after_terminal,
     )
 
 
@@ -361,18 +377,35 @@ def _operation(name: str, spec: Spec) -> Operation:
 
 
 def _call(spec: Spec) -> Call:
-    spec.only("method", "path", "query", "headers", "json", "auth", "stream", "status", "capture", "answer")
+    spec.only(
+        "method",
+        "path",
+        "query",
+        "headers",
+        "json",
+        "auth",
+        "stream",
+        "status",
+        "preferred_status",
+        "capture",
+        "answer",
+    )
     method = spec.get("method", str).upper()
     if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         raise spec.error("method", f"unsupported HTTP method {method!r}")
     path = spec.get("path", str)
     if not path.startswith("/"):
         raise spec.error("path", f"must start with '/', got {path!r}")
-    status = spec.get("status", (int, list), 200)
     stream = spec.get("stream", bool, False)
+    # contracts.md, common to all five: a POST that starts a stream answers 200, 201 tolerated (a SHOULD)
+    posted_stream = stream and method == "POST" and "status" not in spec.data
+    status = spec.get("status", (int, list), [200, 201] if posted_stream else 200)
     statuses = (status,) if isinstance(status, int) else tuple(status)
     if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
         raise spec.error("status", f"expected HTTP status codes, got {status!r}")
+    preferred = spec.get("preferred_status", int, 200 if stream and method == "POST" and 200 in statuses else None)
+    if preferred is not None and preferred not in statuses:
+        raise spec.error("preferred_status", f"{preferred} is not one of the call's statuses {list(statuses)}")
     return Call(
         method=method,
         path=path,
@@ -382,6 +415,7 @@ def _call(spec: Spec) -> Call:
         auth=spec.get("auth", bool, True),
         stream=stream,
         status=statuses,
+        preferred_status=preferred,
         capture={str(k): str(v) for k, v in spec.get("capture", dict, {}).items()},
         answer=_answer(spec, stream),
     )

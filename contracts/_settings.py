@@ -60,12 +60,34 @@ SETTINGS: Mapping[str, Setting] = {
         ),
         Setting("project_id", "5f0c6a2e-8c1b-4d7e-9a53-2b6f1e0d4c11", "a project id the target knows", ("project",)),
         Setting("cors_origin", "http://localhost:5173", "an origin the target allows for CORS", ("cors_origin",)),
+        Setting(
+            "cors_foreign_origin",
+            "https://foreign.invalid",
+            "an origin the target does not allow for CORS, which must get no Access-Control-Allow-Origin; set it "
+            "empty when the target allows every origin (then `*` is right, and that scenario is not applicable)",
+            ("cors_foreign_origin",),
+        ),
         Setting("history_window", "10", "how many earlier messages the target sends the LLM with a new one"),
         Setting(
             "rate_limit",
             None,
             "N/SECONDS: the requests the target allows a client per window before it answers 429; the "
             "rate-limit scenario sends N + 1",
+        ),
+        Setting(
+            "message_limit",
+            None,
+            "the most characters a message may have, where the contract states a limit (sessions, query-stream: "
+            "2000); the long-message scenario sends one more and expects a 4xx. Unset: the contract implies no "
+            "limit, and that scenario is not applicable",
+            ("message_limit",),
+        ),
+        Setting(
+            "malformed_id_status",
+            None,
+            "the status the contract names for a malformed conversation id (conversations, query-stream: 400); "
+            "unset: any 4xx is right",
+            ("malformed_id_status",),
         ),
     )
 }

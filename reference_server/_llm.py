@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from ._settings import ModelRoute, Settings
 
 ChatMessages = Sequence[dict[str, str]]  # [{"role": "user" | "assistant" | "system", "content": str}]
 _decode = msgspec.json.decode
+_log = logging.getLogger(__name__)
 _encode = msgspec.json.encode
 _JSON = {"content-type": "application/json"}
 
@@ -234,7 +236,10 @@ class LlmClient:
         except TimeoutError:
             raise LlmError("upstream timed out") from None
         except aiohttp.ClientError as err:
-            raise LlmError(f"upstream connection failed: {type(err).__name__}: {err}") from None
+            # The client is told what failed, not the HTTP library's text (contracts.md: an error message
+            # never carries driver error text or an upstream URL); the log has it.
+            _log.warning("the LLM call failed: %s: %s", type(err).__name__, err)
+            raise LlmError("upstream connection failed") from None
         if not state.done:
             raise LlmError("upstream stream ended before its end")
 

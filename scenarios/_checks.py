@@ -73,6 +73,8 @@ class StepView:
     message: str | None = None
     timing: Any = None
     variables: Mapping[str, Any] = field(default_factory=dict)
+    # Text the run knows must never reach a client: the mock's host:port (the LLM base URL), the JWT secret
+    leaks: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         if self.final is None:
@@ -117,6 +119,8 @@ def status_matches(status: int | None, expected: Any) -> bool:
         return False
     if isinstance(expected, str) and re.fullmatch(r"[1-5]xx", expected):
         return status // 100 == int(expected[0])
+    if isinstance(expected, str) and re.fullmatch(r"[1-5]\d\d", expected):  # a run setting's value
+        return status == int(expected)
     if isinstance(expected, int):
         return status == expected
     if isinstance(expected, list):
@@ -131,6 +135,8 @@ def _judge_status(view: StepView, expected: Any) -> Outcome:
         if view.final_call_ok:
             return Pass()
         return Fail(f"{view.final.method} {view.final.url} answered {view.final.status}; expected success")
+    if isinstance(expected, list) and "success" in expected and view.final_call_ok:
+        return Pass()  # `[success, 503]`: the call's own success statuses, or one of the others
     if status_matches(view.final.status, expected):
         return Pass()
     body = (view.final.response_body or "")[:200]
@@ -147,6 +153,7 @@ def _status_check(name: str, default: Any) -> None:
 for _name, _default in {
     "api.status": "success",
     "validation.status": "4xx",
+    "validation.empty-message": "4xx",
     "auth.missing": 401,
     "auth.invalid": 401,
     "auth.isolation": [403, 404],
@@ -160,6 +167,13 @@ for _name, _default in {
     "abort.server-healthy": "success",
 }.items():
     _status_check(_name, _default)
+
+
+@check("api.status-preferred")
+def _status_preferred(view: StepView, param: Any) -> Outcome:
+    """Explicitly: the final call answered exactly `param` (the runner judges every call that has a
+    `preferred_status` on its own, e.g. 200 of a POST stream that may also answer 201)."""
+    return _judge_status(view, 200 if param is True else param)
 
 
 @check("api.json")
@@ -221,6 +235,93 @@ def _no_side_effect(view: StepView, param: Any) -> Outcome:
     return Pass()
 
 
+@check("conversation.unknown", status=404)
+def _conversation_unknown(view: StepView, param: Any) -> Outcome:
+    """An unknown (well-formed) id: 404, no LLM call, no stream in the refusal; or, where the profile
+    lets clients choose ids (`client_ids`) and the call sends a new message, the conversation made
+    under that very id."""
+    final = view.final
+    if final is None:
+        return NotChecked("no request was made")
+    what = f"{final.method} {final.url} answered {final.status}"
+    unknown = view.variables.get("unknown_uuid")
+    sends = view.operation is not None and any("message" in call.required_names for call in view.operation.calls)
+    if view.profile.has("client_ids") and sends and view.final_call_ok:
+        made = view.variables.get("conversation")
+        if made != unknown:
+            return Fail(f"{what} under the unknown id {unknown}, but the conversation it made is {made!r}")
+        return Pass(f"made the conversation {unknown} (this profile lets clients choose ids)")
+    if final.status != 404:
+        body = (final.response_body or "")[:160]
+        return Fail(f"{what} for the unknown id {unknown}; expected 404" + (f" (body: {body})" if body else ""))
+    if view.journal:
+        return Fail(f"the 404 for an unknown id still made {len(view.journal)} LLM request(s)")
+    body = final.response_body or ""
+    if (view.header("content-type") or "").lower().startswith("text/event-stream") or re.search(r"(?m)^data:", body):
+        return Fail(f"the 404 for an unknown id carries stream events: {body[:120]!r}")
+    return Pass()
+
+
+# What an error message must never carry (contracts.md: no upstream URL, key, stack trace or driver text).
+_INTERNALS = (
+    ("a Python traceback", re.compile(r"Traceback \(most recent call last\)")),
+    ("a stack frame", re.compile(r"File \\?\"[^\"\n]+\", line \d+")),  # `\"`: a frame inside a JSON string
+    (
+        "a Node stack frame",
+        re.compile(r"\bat (?:Function|Object|Module|process)\.[\w<>$]+|\bat (?:async )?[\w$.<>]+ \([^()\n]+:\d+:\d+\)"),
+    ),
+    (
+        "database or driver error text",
+        re.compile(
+            r"sqlalchemy|asyncpg|psycopg|aiosqlite|sqlite3|SQLSTATE|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND"
+            r"|aiohttp\.|httpx\.|urllib3|requests\.exceptions|OperationalError|IntegrityError|ProgrammingError"
+            r"|ClientConnectorError|ClientPayloadError|ServerDisconnectedError|duplicate key value",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "an upstream URL",
+        re.compile(
+            r"https?://[^\s\"'<>]+/v1(?:beta)?/(?:chat/completions|completions|messages|responses|models/)"
+            r"|api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com"
+        ),
+    ),
+    ("an API key", re.compile(r"\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{20,}")),
+)
+
+
+def error_texts(view: StepView) -> list[tuple[str, str]]:
+    """(where, text) of every error the step saw: each 4xx/5xx body and each error event of the stream."""
+    out = [
+        (f"the {e.status} body of {e.method} {e.url}", e.response_body or "")
+        for e in view.exchanges
+        if e.status is not None and e.status >= 400
+    ]
+    if view.stream is not None:
+        out += [
+            (f"error event {p}", item.event.data)
+            for p, item in enumerate(view.stream.events)
+            if item.kind in view.profile.stream.error
+        ]
+    return out
+
+
+@check("errors.no-internals")
+def _no_internals(view: StepView, param: Any) -> Outcome:
+    texts = error_texts(view)
+    if not texts:
+        return NotChecked("no error body or error event")
+    for where, text in texts:
+        for secret in view.leaks:
+            if secret and re.search(re.escape(secret) + r"(?!\d)", text, re.IGNORECASE):
+                return Fail(f"{where} carries {secret!r}, which a client must never see: {text[:160]!r}")
+        for name, pattern in _INTERNALS:
+            found = pattern.search(text)
+            if found:
+                return Fail(f"{where} carries {name} ({found.group(0)[:60]!r}): {text[:160]!r}")
+    return Pass(f"{len(texts)} error message(s) name no internals")
+
+
 @check("ratelimit.retry-after")
 def _retry_after(view: StepView, param: Any) -> Outcome:
     if view.final is None or view.final.status != 429:
@@ -247,6 +348,26 @@ def _cors(view: StepView, param: Any) -> Outcome:
     return Fail(f"Access-Control-Allow-Origin is {value!r} for Origin {origin!r}")
 
 
+@check("cors.credentials")
+def _cors_credentials(view: StepView, param: Any) -> Outcome:
+    value = (view.header("access-control-allow-origin") or "").strip()
+    credentials = (view.header("access-control-allow-credentials") or "").strip().lower()
+    if value == "*" and credentials == "true":
+        return Fail("Access-Control-Allow-Origin `*` with Access-Control-Allow-Credentials `true` (Fetch refuses both)")
+    return Pass()
+
+
+@check("cors.foreign-origin")
+def _cors_foreign_origin(view: StepView, param: Any) -> Outcome:
+    foreign = view.settings.get("cors_foreign_origin", "")
+    if not foreign:
+        return NotChecked("the run was not told an origin outside the target's list (cors_foreign_origin)")
+    value = view.header("access-control-allow-origin")
+    if value is None:
+        return Pass()
+    return Fail(f"Access-Control-Allow-Origin is {value!r} for Origin {foreign!r}, which the target does not allow")
+
+
 # -- stream headers ---------------------------------------------------------------------------------
 
 
@@ -259,6 +380,17 @@ def _content_type(view: StepView, param: Any) -> Outcome:
     charset = re.search(r"charset\s*=\s*\"?([^\";]+)", params, re.IGNORECASE)
     if charset and charset.group(1).strip().lower() not in ("utf-8", "utf8"):
         return Fail(f"Content-Type declares charset {charset.group(1)!r}; an event stream is always UTF-8")
+    return Pass()
+
+
+@check("stream.charset")
+def _charset(view: StepView, param: Any) -> Outcome:
+    value = view.header("content-type") or ""
+    charset = re.search(r"charset\s*=\s*\"?([^\";]+)", value.partition(";")[2], re.IGNORECASE)
+    if charset is None:
+        return Fail(f"Content-Type is {value!r}, without `; charset=utf-8`")
+    if charset.group(1).strip().lower() not in ("utf-8", "utf8"):
+        return NotChecked("a charset other than utf-8: see stream.content-type")
     return Pass()
 
 
@@ -369,12 +501,28 @@ def _after_terminal(view: StepView, param: Any) -> Outcome:
         return stream
     if stream.terminal is None:
         return NotChecked("no terminal event")
+    spec = view.profile.stream
+    # What the grammar lets follow the terminal event (spec.after_terminal), in its order, then the sentinel.
+    matcher = spec.grammar.matcher()
+    in_order = all(  # if not, stream.grammar says so, and the order after the terminal is not judged again
+        matcher.step(item.kind or "?")
+        for item in stream.events[: stream.terminal + 1]
+        if not (item.kind is None and item.problem.startswith("data is"))
+    )
+    sentinel_seen = False
     for position in range(stream.terminal + 1, len(stream.events)):
         item = stream.events[position]
-        if item.kind != SENTINEL and not (item.kind in view.profile.stream.done and item.event.data == "[DONE]"):
-            return Fail(
-                f"event {position} ('{item.kind or item.event.data[:40]}') follows the terminal event", position
-            )
+        if item.kind == SENTINEL or (item.kind in spec.done and item.event.data == "[DONE]"):
+            sentinel_seen = True
+            continue
+        if not sentinel_seen and item.kind in spec.after_terminal and (matcher.step(item.kind) or not in_order):
+            continue
+        allowed = " or ".join(f"'{k}'" for k in sorted(spec.after_terminal)) + " (as the grammar allows) or "
+        return Fail(
+            f"event {position} ('{item.kind or item.event.data[:40]}') follows the terminal event; only "
+            f"{allowed if spec.after_terminal else ''}a `[DONE]` sentinel may",
+            position,
+        )
     if view.ended == "open-after-terminal":
         grace = view.timing.close_grace_s
         return Fail(f"the response stayed open more than {grace:g} s after the terminal event")

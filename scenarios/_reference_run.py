@@ -27,10 +27,16 @@ from ._runner import RunConfig, run
 from ._scenarios import library
 
 # Short timings, so the scenarios that wait (expiry, heartbeats, upstream timeout) fit the budget.
-REFERENCE_SETTINGS = {"heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5"}
+# One CORS origin allowed (the server's default is every origin), so a foreign one is refused.
+REFERENCE_SETTINGS = {
+    "heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5", "cors_origin": "http://localhost:5173",
+}  # fmt: skip
 REFERENCE_SECRET = "reference-conformance-secret-0123456789abcdef"
 # The reference server's flag for each conformance setting it is started with.
-_FLAGS = {"heartbeat_s": "--heartbeat-s", "session_ttl_s": "--session-ttl-s", "upstream_timeout_s": "--llm-timeout-s"}
+_FLAGS = {
+    "heartbeat_s": "--heartbeat-s", "session_ttl_s": "--session-ttl-s", "upstream_timeout_s": "--llm-timeout-s",
+    "cors_origin": "--cors-origin",
+}  # fmt: skip
 
 
 def start_reference_for(

@@ -61,7 +61,7 @@ def _uses(scenario: Scenario, name: str, variables: set[str]) -> bool:
     """The scenario needs the setting, waits on it, or names a variable the setting fills."""
     if name in scenario.settings or any(step.wait_s == name for step in scenario.steps):
         return True
-    text = str([scenario.mock_fault, *((s.variables, s.headers, s.json_add) for s in scenario.steps)])
+    text = str([scenario.mock_fault, *((s.variables, s.headers, s.json_add, s.expect) for s in scenario.steps)])
     return bool(variables & names_in(text))
 
 

@@ -24,7 +24,7 @@ import httpx
 
 from contracts import DEFAULT_SETTINGS, SETTINGS, Call, Operation, Profile, TemplateError, json_path, render
 
-from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem
+from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem, error_texts
 from ._credentials import Credentials
 from ._errors import UsageError
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult
@@ -35,15 +35,20 @@ from ._transport import Request, StreamRead, send
 MOCK_RULES = [
     {"match": {"contains": "[conformance:multibyte]"}, "answer": {"prose": {"multibyte": 0.5}}},
     {"match": {"contains": "[conformance:short]"}, "answer": {"fixed": "Short answer."}},
+    # An answer that mentions a bet and odds (conversation-events may follow it with a `system` event).
+    {
+        "match": {"contains": "[conformance:bet]"},
+        "answer": {"fixed": "A fair bet for Saturday: the odds are 2.5 to 1."},
+    },
 ]
 STREAM_CHECKS = (
-    "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.accel-buffering",
-    "stream.grammar", "stream.terminal", "stream.after-terminal", "stream.fields", "stream.first-event",
-    "stream.max-gap", "stream.deadline", "stream.outcome", "stream.text",
+    "wire.framing", "wire.json", "stream.content-type", "stream.charset", "stream.cache-control",
+    "stream.accel-buffering", "stream.grammar", "stream.terminal", "stream.after-terminal", "stream.fields",
+    "stream.first-event", "stream.max-gap", "stream.deadline", "stream.outcome", "stream.text",
 )  # fmt: skip
 ABORTED_STREAM_CHECKS = (
-    "wire.framing", "wire.json", "stream.content-type", "stream.cache-control", "stream.accel-buffering",
-    "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
+    "wire.framing", "wire.json", "stream.content-type", "stream.charset", "stream.cache-control",
+    "stream.accel-buffering", "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
 )  # fmt: skip
 # After a client abort, how long the implementation has to close its LLM request: long enough for a
 # server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
@@ -143,6 +148,8 @@ class StepRun:
     ok: bool = True
     stream: StreamRead | None = None
     answers: list[str | None] = field(default_factory=list)  # per judged answer: what is wrong, or None
+    # per successful call with a preferred status: the deviation from it (a SHOULD), or None
+    preferred: list[str | None] = field(default_factory=list)
 
 
 class ScenarioRun:
@@ -170,9 +177,10 @@ class ScenarioRun:
             "marker": self.marker,
             "user": self.user.user,
             "other_user": self.other.user,
-            **{variable: s[setting.name] for setting in SETTINGS.values() for variable in setting.variables},
+            **{variable: s.get(setting.name) for setting in SETTINGS.values() for variable in setting.variables},
             "unknown_uuid": str(uuid.uuid4()),
-            "long_message": f"{self.marker} " + "x" * 2001,
+            # One character over the limit the run was told (none: no limit, and none is sent).
+            "long_message": f"{self.marker} " + "x" * int(s["message_limit"]) if s.get("message_limit") else None,
             # A silence well past the heartbeat check's tolerance, yet inside the upstream timeout.
             "heartbeat_stall_s": round(min(heartbeat * 5 + 1.0, 0.8 * float(s["upstream_timeout_s"])), 3),
         }
@@ -308,9 +316,20 @@ class ScenarioRun:
             message=message if isinstance(message, str) else None,
             timing=self.timing,
             variables=variables,
+            leaks=self._leaks(),
         )
         self._judge(index, step, view, run)
         self._remember_turn(view, run, message)
+
+    def _leaks(self) -> tuple[str, ...]:
+        """What no error message may carry that this run knows: the mock's host:port (the target's LLM
+        base URL is the mock), also as `localhost`, and the JWT secret."""
+        mock = httpx.URL(self.config.mock)
+        hosts = {mock.host, "localhost", "127.0.0.1"} if mock.host in ("127.0.0.1", "localhost") else {mock.host}
+        port = mock.port or (443 if mock.scheme == "https" else 80)
+        found = [f"{host}:{port}" for host in sorted(hosts)]
+        secret = self.config.credentials.secret
+        return (*found, secret) if secret else tuple(found)
 
     def _variables(self, step: Step) -> dict[str, Any]:
         """The scenario's variables with the step's own on top (a null one stays null: left out)."""
@@ -352,6 +371,9 @@ class ScenarioRun:
             if exchange.status not in call.status:
                 out.ok = False
                 break
+            if call.preferred_status is not None:
+                tolerated = f"{call.method} {call.path} answered {exchange.status}; {call.preferred_status} is expected"
+                out.preferred.append(tolerated if exchange.status != call.preferred_status else None)
             body = _json_body(exchange) if call.answer or call.capture else None
             if call.answer:
                 out.answers.append(self._answer_problem(call, body, variables))
@@ -443,26 +465,39 @@ class ScenarioRun:
     # -- judging ----------------------------------------------------------------------------------------
 
     def _judge(self, index: int, step: Step, view: StepView, run: StepRun) -> None:
-        status_check = next((c for c in step.expect if c in STATUS_CHECKS), "api.status")
-        status_param = step.expect.get(status_check, True)
-        self._run_check(index, status_check, view, status_param)
+        # An expectation may name a run setting (`{malformed_id_status?}`); one that renders to null
+        # is the check's default.
+        rendered = render(dict(step.expect), view.variables)
+        expect = {name: rendered.get(name, True) for name in step.expect}
+        status_check = next((c for c in expect if c in STATUS_CHECKS), "api.status")
+        status_param = expect.get(status_check, True)
+        status_ok = self._run_check(index, status_check, view, status_param)
         expected = STATUS_CHECKS[status_check] if status_param is True else status_param
-        if run.stream is not None and step.stream_checks and _allows_success(expected):
+        # A stream read (a 2xx) is judged whole where a 2xx is expected, or where the status check
+        # passed it (conversation.unknown: a profile with client ids may make the conversation).
+        if run.stream is not None and step.stream_checks and (_allows_success(expected) or status_ok):
             names = ABORTED_STREAM_CHECKS if run.stream.ended == "aborted" else STREAM_CHECKS
             for name in names:
-                if name not in step.expect:
+                if name not in expect:
                     self._run_check(index, name, view, True)
-        if run.answers and "api.json" not in step.expect:
+        if run.answers and "api.json" not in expect:
             problems = [problem for problem in run.answers if problem]
             judged = f"{len(run.answers)} answer(s) have the contract's fields"
             self._record(index, "api.json", Fail(problems[0]) if problems else Pass(judged))
-        for name, param in step.expect.items():
+        if run.preferred and "api.status-preferred" not in expect:
+            deviations = [deviation for deviation in run.preferred if deviation]
+            self._record(index, "api.status-preferred", Fail(deviations[0]) if deviations else Pass())
+        for name, param in expect.items():
             if name != status_check:
                 self._run_check(index, name, view, param)
+        if "errors.no-internals" not in expect and error_texts(view):
+            self._run_check(index, "errors.no-internals", view, True)  # every error body and error event
 
-    def _run_check(self, index: int, name: str, view: StepView, param: Any) -> None:
+    def _run_check(self, index: int, name: str, view: StepView, param: Any) -> bool:
+        """Run one check and record its verdict; whether it passed."""
         outcome = CHECKS[name](view, param)
         self._record(index, name, outcome)
+        return isinstance(outcome, Pass)
 
     def _record(self, index: int, name: str, outcome: Pass | Fail | NotChecked) -> None:
         level = self.profile.level(name)
@@ -507,7 +542,7 @@ def _json_body(exchange: Exchange) -> Any:
 
 def _allows_success(expected: Any) -> bool:
     """Whether a status expectation admits a 2xx answer (then a stream read gets the stream checks)."""
-    if expected == "success" or expected == "2xx":
+    if expected in ("success", "2xx"):
         return True
     if isinstance(expected, int):
         return 200 <= expected < 300

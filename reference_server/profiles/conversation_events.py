@@ -21,8 +21,9 @@ Choices where the contract is silent:
   "metadata": {"betId", "odds"}}`, `odds` being the first number after the word "odds" (else null).
 - `error` is `{"message": "Failed to generate response", "error": <what the LLM did>}`, as in the seed.
 - A new conversation's `title` is optional (1 to 200 characters); `content` is 1 to `message_max_chars`
-  characters and not blank; unknown body fields are rejected (400). A user message may follow another one
-  that awaits its answer: the stream then answers the latest, with both in the history.
+  characters and not blank (both bounds this server's own: the contract states neither); unknown body
+  fields are rejected (400). A user message may follow another one that awaits its answer: the stream
+  then answers the latest, with both in the history.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ Choices where the contract is silent:
 - Auth (401) is checked before anything else, the body included; on `POST /chat/stream` the rate
   limit (per user) comes next, before the body is read, as the seed's throttler guard would: a
   refused request of any kind counts toward it.
-- `title`: 1 to 200 characters, not only whitespace. `message`: 1 to `message_max_chars` characters.
-  Unknown body fields are rejected (400), as elsewhere in this server.
+- `title`: 1 to 200 characters, not only whitespace. `message`: 1 to `message_max_chars` characters
+  (not empty, as the seed's `@IsNotEmpty`; the upper limit is this server's own, the contract states
+  none). Unknown body fields are rejected (400), as elsewhere in this server.
 - Another user's conversation and an unknown one get the same 404, so ids do not leak.
 - No endpoint lists conversations or reads their messages back: the seed exposes none. What was
   stored shows in the next turn's request to the LLM, which carries the whole conversation.

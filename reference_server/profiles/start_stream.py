@@ -16,10 +16,10 @@ Choices where the contract is silent:
   the answer is 404 (as for an unknown id, so ids do not leak), and a session is not used up by it.
 - Refusals: unknown session 404; expired or already streamed 410 (for max(`session_ttl_s`, 60 s)
   after the expiry; after that it is unknown, 404). All with a JSON body, before the stream starts.
-- `/chat/start` checks, in order: the body (400: `prompt` 1 to `message_max_chars` characters,
-  `modelId` and `userId` non-empty, unknown fields rejected), a configured rate limit (429), the
-  plan (403), the chat (404 for an unknown `chatId` or another user's). A new chat's title is the
-  prompt's first 80 characters.
+- `/chat/start` checks, in order: the body (400: `prompt` 1 to `message_max_chars` characters, bounds
+  of this server's own, for the contract states none; `modelId` and `userId` non-empty; unknown fields
+  rejected), a configured rate limit (429), the plan (403), the chat (404 for an unknown `chatId` or
+  another user's). A new chat's title is the prompt's first 80 characters.
 - The LLM gets the chat's whole history as it is when the stream starts (system prompt first).
 - `rate_limits` may name `start-stream` (none by default): it counts `/chat/start` per `userId`.
 - A comment line (`: keep-alive`) goes out whenever the LLM is silent for `heartbeat_s`, as the

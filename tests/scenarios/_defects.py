@@ -861,6 +861,36 @@ def refused_as_204(scope: Scope, whole: Whole) -> Whole | None:
     return Whole(204, whole.headers, b"")
 
 
+_CE_BY_ID = re.compile(r"/api/v1/chat/conversations/(?P<id>[^/]+)/(messages|stream)/?")
+
+
+def malformed_id_as_404(scope: Scope, whole: Whole) -> Whole | None:
+    """malformed-id-404 (valid): conversation-events answers a malformed conversation id 404 (its JSON
+    body kept) instead of 400: contracts.md §5 names no status, so any 4xx is right."""
+    found = _CE_BY_ID.fullmatch(scope["path"])
+    if whole.status != 400 or found is None or _UUID.fullmatch(found["id"]):
+        return None
+    return Whole(404, whole.headers, whole.body)
+
+
+def posted_streams_created(app: Litestar) -> ASGIApp:
+    """stream-201 (valid, with a SHOULD warning): a POST that starts a stream answers 201, not 200
+    (contracts.md: 200 expected, 201 tolerated as a SHOULD deviation). GET streams stay 200."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        posted = scope["type"] == "http" and scope["method"] == "POST" and shape_of("POST", scope["path"]) is not None
+
+        async def created(message: Message) -> None:
+            start = message["type"] == "http.response.start" and message["status"] == 200
+            if posted and start and is_event_stream(message.get("headers", ())):
+                message = {**message, "status": 201}
+            await send(message)
+
+        await app(scope, receive, created)
+
+    return asgi
+
+
 def history_without_answers(app: Litestar) -> ASGIApp:
     """history-no-assistant: the history calls leave out every assistant answer that completed. (A
     stopped stream's partial answer still shows, so the fixture breaks history.content alone.) The
@@ -981,6 +1011,44 @@ def query_token_ignored(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
     if scope["method"] == "GET":
         return scope, body
     return edit_query(scope, lambda ps: [(k, v) for k, v in ps if k != "access_token"]), body
+
+
+EMPTY_MESSAGE_STANDS_FOR = "(an empty message)"
+
+
+def empty_message_served(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+    """accepts-empty-message (valid, with a SHOULD warning): an empty `prompt` (start-stream), `message`
+    (query-stream) or `content` (conversation-events) is served, the LLM asked about "(an empty message)":
+    their contracts and seeds state no minimum length."""
+
+    def fill(payload: dict[str, Any], name: str) -> dict[str, Any]:
+        return {**payload, name: EMPTY_MESSAGE_STANDS_FOR} if payload.get(name) == "" else payload
+
+    if route(scope, "POST", r"/chat/start/?"):
+        body = edit_json(body, lambda p: fill(p, "prompt"))
+    elif route(scope, "POST", r"/api/v1/ai/chat/?"):
+        body = edit_json(body, lambda p: fill(p, "message"))
+    elif route(scope, "POST", r"/api/v1/chat/conversations/[^/]+/messages/?"):
+        body = edit_json(body, lambda p: fill(p, "content"))
+    elif route(scope, "GET", _QUERY_STREAM):
+        stands_for = EMPTY_MESSAGE_STANDS_FOR
+        scope = edit_query(scope, lambda ps: [(k, (v or stands_for) if k == "message" else v) for k, v in ps])
+    return scope, body
+
+
+def empty_message_echoed(scope: Scope, whole: Whole) -> Whole | None:
+    """accepts-empty-message: conversation-events answers the stored user message as it was sent, empty."""
+    payload = whole.json()
+    if not route(scope, "POST", r"/api/v1/chat/conversations/[^/]+/messages/?") or not isinstance(payload, dict):
+        return None
+    if payload.get("content") != EMPTY_MESSAGE_STANDS_FOR:
+        return None
+    return whole.with_json({**payload, "content": ""})
+
+
+def empty_message_accepted(app: Litestar) -> ASGIApp:
+    """accepts-empty-message: an empty message served (`empty_message_served`) and answered as sent."""
+    return RequestRewrite(ResponseRewrite(app, empty_message_echoed), empty_message_served)
 
 
 _ASGI_HTTP_KEYS = (
@@ -1430,3 +1498,170 @@ def upstream_retried(app: Litestar) -> ASGIApp:
 
     llm.stream = retried  # type: ignore[method-assign]
     return app
+
+
+# -- unknown ids, error texts, CORS (issue 15 §3) ------------------------------------------------------
+
+
+def unknown_history_empty(scope: Scope, whole: Whole) -> Whole | None:
+    """unknown-history-empty: the history of an unknown id answers 200 with an empty list, not 404."""
+    if whole.status != 404:
+        return None
+    found = re.fullmatch(r"/api/sessions/([^/]+)/history/?", scope["path"])
+    if scope["method"] == "GET" and found:
+        return dataclasses.replace(whole.with_json({"session_id": found.group(1), "history": []}), status=200)
+    if route(scope, "GET", r"/chat/history/?"):
+        return dataclasses.replace(whole.with_json([]), status=200)
+    return None
+
+
+def _caller_of(core: ChatCore, scope: Scope) -> str | None:
+    token = bearer_token(scope)
+    if token is None:
+        return None
+    try:
+        return core.auth.user_id(token)
+    except NotAuthorizedException:
+        return None
+
+
+def made_when_unknown(profile: str) -> Build:
+    """A well-formed (UUID) id that `profile`'s store does not know is made on the spot, as the caller's
+    (the caller read from the token before the app runs, as `owners_unchecked` does): a new message
+    under an unknown id makes that conversation. Another user's conversation is still theirs (404)."""
+
+    def build(app: Litestar) -> ASGIApp:
+        core = core_of(app)
+        store = core.store
+        conversation = store.conversation
+
+        async def or_made(name: str, id: str) -> Any:
+            found = await conversation(name, id)
+            if found is None and name == profile and _UUID.fullmatch(id):
+                found = await store.create_conversation(name, owner=_CALLER.get(), id=id)
+            return found
+
+        store.conversation = or_made  # type: ignore[method-assign]
+
+        async def noting_the_caller(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                _CALLER.set(_caller_of(core, scope))
+            await app(scope, receive, send)
+
+        return noting_the_caller
+
+    return build
+
+
+def unknown_session_refused(app: Litestar) -> ASGIApp:
+    """unknown-session-404 (valid, sessions): a chat call under a `session_id` the server does not know
+    gets 404 and no LLM call, instead of making that session (either is right where clients choose ids)."""
+    store = core_of(app).store
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not route(scope, "POST", r"/api/chat(/stream)?/?"):
+            await app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        try:
+            given = json.loads(body).get("session_id")
+        except (ValueError, AttributeError):
+            given = None
+        if isinstance(given, str) and await store.conversation("sessions", given) is None:
+            await send_json(send, 404, {"status_code": 404, "detail": f"no session {given!r}"})
+            return
+        await app(scope, replay(body, receive), send)
+
+    return asgi
+
+
+class UpstreamUrlInErrors(StreamEdit):
+    """upstream-url-in-errors: an error event's message names the upstream request, URL and all."""
+
+    def __init__(self, shape: Shape, out: Out, *, url: str) -> None:
+        super().__init__(shape, out)
+        self.url = url
+
+    async def block(self, block: Block, kind: str) -> None:
+        payload = block.payload()
+        if kind == "error" and isinstance(payload, dict):
+            key = next((k for k in ("error", "message") if isinstance(payload.get(k), str)), None)
+            if key is not None:
+                payload[key] = f"upstream error: {self.url} returned 500"
+                block = data_block(payload)
+        await super().block(block, kind)
+
+
+def upstream_url_in_errors(app: Litestar) -> ASGIApp:
+    url = f"{core_of(app).llm._base_url.rstrip('/')}/chat/completions"
+    return StreamRewrite(app, lambda shape, out: UpstreamUrlInErrors(shape, out, url=url))
+
+
+_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/app/chat.py", line 118, in chat\n'
+    "    answer = await reply(core, session_id, model, messages)\n"
+    "LlmError: the LLM failed"
+)
+
+
+def traceback_in_5xx(scope: Scope, whole: Whole) -> Whole | None:
+    """traceback-500: a 5xx answer keeps its status, but its body is the server's traceback."""
+    if whole.status < 500:
+        return None
+    return whole.with_json({"status_code": whole.status, "detail": "Internal Server Error", "traceback": _TRACEBACK})
+
+
+CorsEdit = Callable[[bytes | None, Headers], Headers]  # (the request's Origin, the response headers) -> headers
+
+
+def cors_headers(edit: CorsEdit) -> Build:
+    """Every response's headers go through `edit(origin, headers)` (the stream's too)."""
+
+    def build(app: Litestar) -> ASGIApp:
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            origin = header(scope["headers"], b"origin")
+
+            async def edited(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": edit(origin, list(message.get("headers", ())))}
+                await send(message)
+
+            await app(scope, receive, edited)
+
+        return asgi
+
+    return build
+
+
+_ACAO, _ACAC = b"access-control-allow-origin", b"access-control-allow-credentials"
+
+
+def star_with_credentials(origin: bytes | None, headers: Headers) -> Headers:
+    """cors-star-credentials: an allowed origin gets `*` and `Allow-Credentials: true` instead of its echo."""
+    if origin is None or header(headers, _ACAO) != origin:
+        return headers
+    return [*without(headers, _ACAO, _ACAC), (_ACAO, b"*"), (_ACAC, b"true")]
+
+
+def any_origin_echoed(origin: bytes | None, headers: Headers) -> Headers:
+    """cors-any-origin: every Origin is echoed, the configured list or not."""
+    if origin is None or header(headers, _ACAO) is not None:
+        return headers
+    return [*without(headers, b"vary"), (_ACAO, origin), (b"vary", b"Origin")]
+
+
+def exactly_origin(allowed: str) -> CorsEdit:
+    """cors-exact-origin (valid): CORS by hand: exactly `allowed` is echoed, with `Vary: Origin` and
+    credentials allowed; any other origin gets no CORS header."""
+
+    def edit(origin: bytes | None, headers: Headers) -> Headers:
+        kept = without(headers, _ACAO, _ACAC, b"vary")
+        if origin != allowed.encode():
+            return kept
+        return [*kept, (_ACAO, origin), (_ACAC, b"true"), (b"vary", b"Origin")]
+
+    return edit

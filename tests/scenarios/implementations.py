@@ -78,6 +78,8 @@ class Implementation:
     profiles: tuple[str, ...]  # the profiles to run the suite on against it
     breaks: str | None  # the check id it must fail; None: valid, it must pass everything
     summary: str
+    # A valid one's tolerated deviation: the SHOULD check id it must fail (warn on), and only that
+    warns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,13 @@ def _add(
     breaks: str | None,
     summary: str,
     build: d.Build = d.plain,
+    *,
+    warns: str | None = None,
     **settings: Any,
 ) -> None:
     profiles = (profiles,) if isinstance(profiles, str) else profiles
-    IMPLEMENTATIONS[name] = Implementation(name, profiles, breaks, summary)
+    assert warns is None or breaks is None, f"{name}: a defect breaks one check; only a valid fixture warns"
+    IMPLEMENTATIONS[name] = Implementation(name, profiles, breaks, summary, warns)
     _RECIPES[name] = _Recipe(build, settings)
 
 
@@ -297,9 +302,9 @@ _add(
 )
 _add(
     "accepts-long-message",
-    (SS, CV, QS),
+    (SS, QS),
     "validation.status",
-    "request edit: a message over 2000 characters is cut to 2000 and served",
+    "request edit: a message over 2000 characters is cut to 2000 and served (where the contract states that limit)",
     d.requests(d.long_message_cut),
 )
 _add(
@@ -435,6 +440,56 @@ _add(
     "core: a cache hit is replayed at the LLM's own pace (each chunk as late as it came from upstream)",
     d.cache_replayed_at_llm_pace,
 )
+# Issue 15 §3: unknown ids, error texts, CORS as Fetch has it, the stream's charset.
+_add(
+    "unknown-history-empty",
+    (SS, ST),
+    "conversation.unknown",
+    "answer edit: the history of an unknown id answers 200 with an empty list instead of 404",
+    d.answers(d.unknown_history_empty),
+)
+_add(
+    "unknown-conversation-made",
+    CV,
+    "conversation.unknown",
+    "core: a stream under an unknown (well-formed) conversationId makes that conversation and calls the LLM",
+    d.made_when_unknown(CV),
+)
+_add(
+    "upstream-url-in-errors",
+    (SS, CE),
+    "errors.no-internals",
+    "stream edit: an error event says `upstream error: http://127.0.0.1:PORT/v1/chat/completions returned 500`",
+    d.upstream_url_in_errors,
+)
+_add(
+    "traceback-500",
+    (SS, QS),
+    "errors.no-internals",
+    "answer edit: a 5xx answer (its status kept) carries the server's Python traceback",
+    d.answers(d.traceback_in_5xx),
+)
+_add(
+    "cors-star-credentials",
+    SS,
+    "cors.credentials",
+    "headers: an allowed origin gets `Access-Control-Allow-Origin: *` with `Allow-Credentials: true`",
+    d.cors_headers(d.star_with_credentials),
+)
+_add(
+    "cors-any-origin",
+    SS,
+    "cors.foreign-origin",
+    "headers: every Origin is echoed in Access-Control-Allow-Origin, the configured list or not",
+    d.cors_headers(d.any_origin_echoed),
+)
+_add(
+    "no-charset",
+    (CE, SS),
+    "stream.charset",
+    "stream headers: Content-Type `text/event-stream`, without `; charset=utf-8` (a SHOULD)",
+    streams(d.HeaderEdit, replace=((b"content-type", b"text/event-stream"),)),
+)
 
 # Valid but unusual: the suite must pass every check on them.
 _add(
@@ -493,6 +548,65 @@ _add(
     None,
     "stream edit: a `: ping` comment every 100 ms until the terminal event",
     streams(d.EagerPings, every_s=0.1),
+)
+_add(
+    "cors-exact-origin",
+    SS,
+    None,
+    "headers: CORS by hand: exactly the configured origin echoed, with `Vary: Origin` and credentials allowed",
+    d.cors_headers(d.exactly_origin(CORS_ORIGIN)),
+)
+# Valid where the contract leaves the choice open (issue 15 §1): the other choice than the reference's.
+_add(
+    "no-length-limit",
+    (CV, ST, CE),
+    None,
+    "settings: message_max_chars 100000 (conversations, start-stream, conversation-events state no limit)",
+    message_max_chars=100_000,
+)
+_add(
+    "malformed-id-404",
+    CE,
+    None,
+    "answer edit: a malformed conversation id gets 404, not 400 (contracts.md §5 names no status)",
+    d.answers(d.malformed_id_as_404),
+)
+_add(
+    "accepts-empty-message",
+    (ST, QS, CE),
+    None,
+    "request edit: an empty prompt/message/content is served (no minimum is stated there): a SHOULD warning",
+    d.empty_message_accepted,
+    warns="validation.empty-message",
+)
+_add(
+    "stream-201",
+    (SS, CV),
+    None,
+    "status edit: a POST that starts a stream answers 201 (tolerated as a SHOULD deviation): a SHOULD warning",
+    d.posted_streams_created,
+    warns="api.status-preferred",
+)
+_add(
+    "system-then-done",
+    CE,
+    None,
+    "stream edit: `data: [DONE]` last, after the `system` event that follows a bet's `llm_complete`",
+    streams(d.DoneSentinel),
+)
+_add(
+    "creates-on-unknown-id",
+    QS,
+    None,
+    "core: a message under an unknown (well-formed) conversationId makes that conversation (clients choose ids)",
+    d.made_when_unknown(QS),
+)
+_add(
+    "unknown-session-404",
+    SS,
+    None,
+    "gate: a chat call under an unknown session_id gets 404 and no LLM call, instead of making that session",
+    d.unknown_session_refused,
 )
 
 

@@ -27,6 +27,7 @@ JUDGED_SOMEWHERE = {
     "auth.isolation", "auth.query-token", "plan.forbidden", "session.single-use", "session.unknown",
     "session.expiry", "ratelimit.enforced", "project.unknown", "api.status", "api.json", "cors.allow-origin",
     "stream.heartbeat", "abort.upstream-cancelled", "stream.incremental",
+    "conversation.unknown", "errors.no-internals", "cors.credentials", "cors.foreign-origin",
 }  # fmt: skip
 
 

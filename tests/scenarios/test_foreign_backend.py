@@ -37,6 +37,10 @@ def test_the_settings_command_lists_every_setting_with_its_default(capsys: pytes
     for setting in SETTINGS.values():
         if setting.name == "rate_limit":
             assert "rate_limit = 100/60  (the profile's)" in out  # sessions.yaml's own value wins
+        elif setting.name == "message_limit":
+            assert "message_limit = 2000  (the profile's)" in out  # contracts.md §1 states the limit
+        elif setting.default is None:
+            assert f"{setting.name}: not set" in out
         else:
             assert f"{setting.name} = {setting.default}  (default)" in out
         assert setting.meaning.split()[0] in out
@@ -46,7 +50,8 @@ def test_the_settings_command_lists_every_setting_with_its_default(capsys: pytes
 def test_default_settings_are_the_tables_defaults() -> None:
     """The runner and the load users read DEFAULT_SETTINGS; it is derived from the one table."""
     assert {s.name: s.default for s in SETTINGS.values() if s.default is not None} == DEFAULT_SETTINGS
-    assert [*DEFAULT_SETTINGS] == [*SETTINGS][:8] and "rate_limit" not in DEFAULT_SETTINGS  # no default: unset
+    assert [*DEFAULT_SETTINGS] == [*SETTINGS][: len(DEFAULT_SETTINGS)]  # the table lists those with a default first
+    assert not {"rate_limit", "message_limit", "malformed_id_status"} & set(DEFAULT_SETTINGS)  # no default: unset
 
 
 def test_a_setting_without_a_value_says_so(capsys: pytest.CaptureFixture[str]) -> None:

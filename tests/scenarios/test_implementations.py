@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -213,3 +214,71 @@ def test_every_implementation_builds_and_serves(http: httpx.Client) -> None:
     for name in IMPLEMENTATIONS:
         answer = http.get(f"/impl/{name}/api/health")
         assert answer.status_code == (503 if name == "health-down" else 200), (name, answer.text)
+
+
+def test_open_choices_are_made_the_other_way(http: httpx.Client, marker: str) -> None:
+    """The valid fixtures of issue 15 §1 each make, at the HTTP level, the choice the reference does not."""
+    too_long = f"{marker} " + "x" * 2001
+    for impl, status in (("reference", 400), ("no-length-limit", 200)):
+        conversation = http.post(f"/impl/{impl}/chat/conversation", json={"title": "t"}, headers=AUTH).json()["id"]
+        body = {"conversationId": conversation, "message": too_long}
+        with http.stream("POST", f"/impl/{impl}/chat/stream", json=body, headers=AUTH) as response:
+            assert response.status_code == status, impl
+            response.read()
+    for impl, status in (("reference", 400), ("malformed-id-404", 404)):
+        refused = http.post(
+            f"/impl/{impl}/api/v1/chat/conversations/not-a-uuid/messages", json={"content": "hi"}, headers=AUTH
+        )
+        assert refused.status_code == status and isinstance(refused.json(), dict), impl
+    for impl, status in (("reference", 200), ("stream-201", 201)):
+        response, raw = sessions_stream(http, impl, f"created {marker}")
+        assert response.status_code == status and data_of(raw)[-1] == {"type": "done"}, impl
+    for impl, status in (("reference", 400), ("accepts-empty-message", 200)):
+        started = http.post(f"/impl/{impl}/chat/start", json={"prompt": "", "modelId": "mock-model", "userId": "u1"})
+        assert started.status_code == status, impl
+
+
+def test_system_then_done_ends_a_bet_with_system_then_the_sentinel(
+    http: httpx.Client, mockllm: MockLLMClient, marker: str
+) -> None:
+    mockllm.patch_config(
+        {"answers": {"rules": [{"match": {"contains": "[bet]"}, "answer": {"fixed": "A bet at odds 2.5"}}]}}
+    )
+    base = "/impl/system-then-done/api/v1/chat/conversations"
+    conversation = http.post(base, json={}, headers=AUTH).json()["id"]
+    http.post(f"{base}/{conversation}/messages", json={"content": f"[bet] tips {marker}"}, headers=AUTH)
+    with http.stream("GET", f"{base}/{conversation}/stream", headers=AUTH) as response:
+        kinds = [e if e == "[DONE]" else e["type"] for e in events(response)]
+    assert kinds[-3:] == ["llm_complete", "system", "[DONE]"]
+
+
+def test_unknown_ids_and_cors_fixtures_differ_from_the_reference_at_the_http_level(
+    http: httpx.Client, marker: str
+) -> None:
+    """Issue 15 §3: each fixture makes its one change, seen on the wire."""
+    unknown = str(uuid.uuid4())
+    for impl, status in (("reference", 404), ("creates-on-unknown-id", 200)):
+        params = {"projectId": RUN_SETTINGS["project_id"], "message": f"hi {marker}", "conversationId": unknown}
+        with http.stream("GET", f"/impl/{impl}/api/v1/ai/chat/stream", params=params, headers=AUTH) as response:
+            assert response.status_code == status, impl
+            if status == 200:
+                assert events(response)[0] == {"type": "conversationId", "conversationId": params["conversationId"]}
+    for impl, status in (("reference", 200), ("unknown-session-404", 404)):
+        body = {"message": f"hi {marker}", "session_id": f"{impl}-{marker}"}
+        assert http.post(f"/impl/{impl}/api/chat", json=body).status_code == status, impl
+    for impl, status in (("reference", 404), ("unknown-history-empty", 200)):
+        assert http.get(f"/impl/{impl}/api/sessions/{unknown}/history").status_code == status, impl
+    origin, foreign = RUN_SETTINGS["cors_origin"], "https://foreign.invalid"
+    seen = {
+        (impl, asked): http.get(f"/impl/{impl}/api/health", headers={"Origin": asked}).headers
+        for impl in ("reference", "cors-star-credentials", "cors-any-origin", "cors-exact-origin")
+        for asked in (origin, foreign)
+    }
+    assert seen[("reference", origin)]["access-control-allow-origin"] == origin
+    assert "access-control-allow-origin" not in seen[("reference", foreign)]
+    star = seen[("cors-star-credentials", origin)]
+    assert (star["access-control-allow-origin"], star["access-control-allow-credentials"]) == ("*", "true")
+    assert seen[("cors-any-origin", foreign)]["access-control-allow-origin"] == foreign
+    exact = seen[("cors-exact-origin", origin)]
+    assert (exact["access-control-allow-origin"], exact["vary"]) == (origin, "Origin")
+    assert "access-control-allow-origin" not in seen[("cors-exact-origin", foreign)]
