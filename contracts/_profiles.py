@@ -37,14 +37,16 @@ from ._spec import Spec, SpecError, read_yaml
 from ._template import names_in
 
 AUTH_KINDS = ("none", "bearer", "bearer-or-query")
-FIELD_RULES = ("string", "text", "integer", "counter", "iso8601", "uuid", "object", "list", "joined-text", "present")
+FIELD_RULES = (
+    "string", "text", "word", "integer", "counter", "iso8601", "uuid", "object", "list", "joined-text", "present",
+)  # fmt: skip
 # Variables a profile's templates may use; scenarios and captures add their own.
 BASE_VARIABLES = frozenset({"message", "conversation", "user", "model", "project", "session", "marker"})
 Join = Literal["concat", "words"]
 _PROFILE_KEYS = ("name", "summary", "auth", "capabilities", "levels", "settings", "stream", "operations")
 _STREAM_KEYS = (
     "grammar", "kind_field", "kinds", "done", "error", "text", "sentinel", "fields", "heartbeat", "captures", "usage",
-    "after_terminal",
+    "after_terminal", "after_terminal_when",
 )  # fmt: skip
 
 
@@ -120,6 +122,9 @@ class StreamSpec:
     usage: tuple[frozenset[str], str] | None = None  # (kinds, dotted field) of the API's output-token count
     # Kinds the grammar lets follow the terminal event (conversation-events: `system` after `llm_complete`)
     after_terminal: frozenset[str] = frozenset()
+    # Of those, the kinds that may follow only an answer whose text matches a pattern (case-insensitive):
+    # conversation-events' `system` only after an answer that mentions a bet or odds
+    after_terminal_when: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def terminal(self) -> frozenset[str]:
@@ -341,6 +346,15 @@ def _stream(spec: Spec) -> StreamSpec:
             f"{', '.join(sorted(beyond))} cannot follow a terminal event ({', '.join(sorted(done | error))}) "
             f"in the grammar {grammar.text!r}",
         )
+    when: dict[str, str] = {}
+    for kind, pattern in spec.get("after_terminal_when", dict, {}).items():
+        if kind not in after_terminal:
+            raise spec.error(f"after_terminal_when.{kind}", f"{kind!r} is not in after_terminal")
+        try:
+            re.compile(str(pattern))
+        except re.error as err:
+            raise spec.error(f"after_terminal_when.{kind}", f"not a regular expression: {err}") from None
+        when[str(kind)] = str(pattern)
     return StreamSpec(
         grammar=grammar,
         kind_field=kind_field,
@@ -356,6 +370,7 @@ def _stream(spec: Spec) -> StreamSpec:
         captures=captures,
         usage=usage,
         after_terminal=after_terminal,
+        after_terminal_when=when,
     )
 
 

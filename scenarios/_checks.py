@@ -61,6 +61,9 @@ class StepView:
     exchanges: list[Exchange]
     final: Exchange | None  # the last call made (the one whose status counts)
     final_call_ok: bool  # every call answered with one of its success statuses
+    call_problem: str = ""  # the first call that did not: what it answered
+    # every call answered a 2xx with content, its own statuses or not (off them: api.status's one failure)
+    call_answered: bool = False
     stream: StreamView | None = None
     ended: str = ""  # how the stream ended: closed, deadline, aborted, open-after-terminal, error
     stopped_at: float | None = None  # wall-clock time of a client abort
@@ -75,6 +78,9 @@ class StepView:
     variables: Mapping[str, Any] = field(default_factory=dict)
     # Text the run knows must never reach a client: the mock's host:port (the LLM base URL), the JWT secret
     leaks: tuple[str, ...] = ()
+    # What earlier steps as another user sent the LLM and what it answered them: none of it may reach the
+    # LLM in this step's requests (auth.isolation)
+    foreign: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         if self.final is None:
@@ -134,7 +140,8 @@ def _judge_status(view: StepView, expected: Any) -> Outcome:
     if expected == "success":
         if view.final_call_ok:
             return Pass()
-        return Fail(f"{view.final.method} {view.final.url} answered {view.final.status}; expected success")
+        what = f"{view.final.method} {view.final.url} answered {view.final.status}"
+        return Fail(view.call_problem or f"{what}; expected success")
     if isinstance(expected, list) and "success" in expected and view.final_call_ok:
         return Pass()  # `[success, 503]`: the call's own success statuses, or one of the others
     if status_matches(view.final.status, expected):
@@ -156,7 +163,6 @@ for _name, _default in {
     "validation.empty-message": "4xx",
     "auth.missing": 401,
     "auth.invalid": 401,
-    "auth.isolation": [403, 404],
     "auth.query-token": "success",
     "plan.forbidden": 403,
     "session.single-use": [204, 404, 410],
@@ -164,9 +170,38 @@ for _name, _default in {
     "session.expiry": [204, 404, 410],
     "ratelimit.enforced": 429,
     "project.unknown": 404,
-    "abort.server-healthy": "success",
 }.items():
     _status_check(_name, _default)
+
+
+@check("auth.isolation", status=[403, 404])
+def _isolation(view: StepView, param: Any) -> Outcome:
+    """Another user's id: 404 (or 403), and none of the first user's conversation in an LLM request of
+    this step (their messages and the answers they got, judged in the mock's journal)."""
+    for entry in view.journal:
+        for role, text in _llm_messages(entry):
+            found = next((t for t in view.foreign if len(t) >= 8 and normalize(t) in normalize(text)), None)
+            if found is not None:
+                what = "answer" if role == "assistant" else "message"
+                return Fail(f"another user's {what} {found[:60]!r} reached the LLM in this step's request")
+    return _judge_status(view, [403, 404] if param is True else param)
+
+
+@check("abort.server-healthy", status="success")
+def _server_healthy(view: StepView, param: Any) -> Outcome:
+    """After a client's abort the implementation still answers: a 5xx or no answer fails; a 2xx off the
+    call's statuses passes (the runner judges that deviation as api.status); a 4xx is not checked (the
+    same call may have been refused before the abort too: api.status judges it there)."""
+    final = view.final
+    if final is None:
+        return NotChecked("no request was made")
+    what = f"{final.method} {final.url} answered {final.status}"
+    if final.status is None or final.status >= 500:
+        body = (final.response_body or "")[:120]
+        return Fail(f"{what} after a client's abort" + (f": {body}" if body else ""))
+    if view.final_call_ok or view.call_answered:
+        return Pass()
+    return NotChecked(f"{what}: a refusal, not a failure; whether it is the contract's status is api.status's to say")
 
 
 @check("api.status-preferred")
@@ -246,7 +281,7 @@ def _conversation_unknown(view: StepView, param: Any) -> Outcome:
     what = f"{final.method} {final.url} answered {final.status}"
     unknown = view.variables.get("unknown_uuid")
     sends = view.operation is not None and any("message" in call.required_names for call in view.operation.calls)
-    if view.profile.has("client_ids") and sends and view.final_call_ok:
+    if view.profile.has("client_ids") and sends and (view.final_call_ok or view.call_answered):
         made = view.variables.get("conversation")
         if made != unknown:
             return Fail(f"{what} under the unknown id {unknown}, but the conversation it made is {made!r}")
@@ -288,18 +323,31 @@ _INTERNALS = (
     ),
     ("an API key", re.compile(r"\bsk-[A-Za-z0-9_-]{16,}|\bBearer\s+[A-Za-z0-9._~+/=-]{20,}")),
 )
+# A library's own exception text passed through from the upstream side (Python's json module, JSON.parse
+# in Node, the OpenAI SDKs' status errors): in an error event or a 5xx it names the server's internals,
+# not a problem of the client's. A 4xx about the client's own malformed JSON may quote its parser.
+_UPSTREAM_INTERNALS = (
+    (
+        "a parser's or an SDK's exception text",
+        re.compile(
+            r"line \d+ column \d+ \(char \d+\)|Unexpected token .{1,20} in JSON at position \d+"
+            r"|Unexpected end of JSON input|Error code: [1-5]\d\d - "
+        ),
+    ),
+)
 
 
-def error_texts(view: StepView) -> list[tuple[str, str]]:
-    """(where, text) of every error the step saw: each 4xx/5xx body and each error event of the stream."""
+def error_texts(view: StepView) -> list[tuple[str, str, bool]]:
+    """(where, text, upstream side) of every error the step saw: each 4xx/5xx body and each error event
+    of the stream; the last is False only for a 4xx, an answer about the client's own request."""
     out = [
-        (f"the {e.status} body of {e.method} {e.url}", e.response_body or "")
+        (f"the {e.status} body of {e.method} {e.url}", e.response_body or "", e.status >= 500)
         for e in view.exchanges
         if e.status is not None and e.status >= 400
     ]
     if view.stream is not None:
         out += [
-            (f"error event {p}", item.event.data)
+            (f"error event {p}", item.event.data, True)
             for p, item in enumerate(view.stream.events)
             if item.kind in view.profile.stream.error
         ]
@@ -311,11 +359,11 @@ def _no_internals(view: StepView, param: Any) -> Outcome:
     texts = error_texts(view)
     if not texts:
         return NotChecked("no error body or error event")
-    for where, text in texts:
+    for where, text, upstream_side in texts:
         for secret in view.leaks:
             if secret and re.search(re.escape(secret) + r"(?!\d)", text, re.IGNORECASE):
                 return Fail(f"{where} carries {secret!r}, which a client must never see: {text[:160]!r}")
-        for name, pattern in _INTERNALS:
+        for name, pattern in _INTERNALS + (_UPSTREAM_INTERNALS if upstream_side else ()):
             found = pattern.search(text)
             if found:
                 return Fail(f"{where} carries {name} ({found.group(0)[:60]!r}): {text[:160]!r}")
@@ -516,7 +564,14 @@ def _after_terminal(view: StepView, param: Any) -> Outcome:
             sentinel_seen = True
             continue
         if not sentinel_seen and item.kind in spec.after_terminal and (matcher.step(item.kind) or not in_order):
-            continue
+            pattern = spec.after_terminal_when.get(item.kind)
+            if pattern is None or re.search(pattern, stream.text, re.IGNORECASE):
+                continue
+            return Fail(
+                f"event {position} ('{item.kind}') follows the terminal event, but the answer does not match "
+                f"{pattern!r} (it may follow only such an answer): {stream.text[:80]!r}",
+                position,
+            )
         allowed = " or ".join(f"'{k}'" for k in sorted(spec.after_terminal)) + " (as the grammar allows) or "
         return Fail(
             f"event {position} ('{item.kind or item.event.data[:40]}') follows the terminal event; only "
@@ -534,6 +589,10 @@ def field_problem(rule: str, value: Any, joined: str) -> str | None:
         return None
     if rule in ("string", "text"):
         return None if isinstance(value, str) else f"is {value!r}, not a string"
+    if rule == "word":  # one whitespace-delimited word, itself without whitespace (a `words` join)
+        if not isinstance(value, str):
+            return f"is {value!r}, not a string"
+        return None if value and value.split() == [value] else f"is {value!r}, not one word without whitespace"
     if rule in ("integer", "counter"):
         return None if isinstance(value, int) and not isinstance(value, bool) else f"is {value!r}, not an integer"
     if rule == "object":
@@ -593,8 +652,10 @@ def _text(view: StepView, param: Any) -> Outcome:
     answer = view.answer()
     if answer is None:
         return NotChecked("the mock's journal has no answer for this request")
+    # A `words` join: the words joined with one space, against the answer's words so joined; the joined
+    # text itself is not normalised, so whitespace inside a word shows (stream.fields judges each word).
     words = view.profile.stream.join == "words"
-    got, want = (normalize(stream.text), normalize(answer)) if words else (stream.text, answer)
+    got, want = (stream.text, normalize(answer)) if words else (stream.text, answer)
     if param == "prefix" or view.ended == "aborted":
         if want.startswith(got):
             return Pass()
@@ -619,7 +680,6 @@ def _event_of_difference(view: StepView, stream: StreamView, got: str, want: str
         piece = field_value(payload, spec.text_field)
         pieces.append(piece if isinstance(piece, str) else "")
         so_far = " ".join(pieces) if spec.join == "words" else "".join(pieces)
-        so_far = normalize(so_far) if spec.join == "words" else so_far
         if not want.startswith(so_far):
             return position
     return None
@@ -665,21 +725,35 @@ def _deadline(view: StepView, param: Any) -> Outcome:
 
 @check("stream.incremental")
 def _incremental(view: StepView, param: Any) -> Outcome:
+    """The LLM's longest pause mid-answer (its write times, in the mock's journal) shows in the stream:
+    the token events before it arrive at least `param` (a share, 0.5 by default) of it before those
+    after it. A backend that collects the answer and then sends it shows no pause; one that batches
+    what arrived together still shows it."""
     stream = _stream(view)
     if isinstance(stream, NotChecked):
         return stream
-    spread_needed = float(param) if param is not True else 0.5
+    share = float(param) if param is not True else 0.5
+    entry = view.journal[-1] if view.journal else None
+    gaps = ((entry or {}).get("achieved") or {}).get("itl_ms") or []
+    if not gaps:
+        return NotChecked("the mock's journal has no write times for this request")
+    pause, at = max((gap, i + 1) for i, gap in enumerate(gaps))
+    pause_s = pause / 1000
+    if pause_s < 0.5:
+        return NotChecked(f"the LLM's longest pause was {pause:.0f} ms: too short to tell a buffered stream")
+    if at < 2 or len(gaps) + 1 - at < 2:
+        return NotChecked(f"the LLM's pause came after chunk {at} of {len(gaps) + 1}: too near an end to judge")
     times = [stream.events[p].event.time for p in stream.text_events]
     if len(times) < 2:
         return NotChecked("fewer than two token events")
-    spread = times[-1] - times[0]
-    if spread < spread_needed:
+    shown, where = max((b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times)))
+    if shown < share * pause_s:
         return Fail(
-            f"all {len(times)} token events arrived within {spread * 1000:.0f} ms although the LLM paused "
-            f"mid-answer for longer: the stream is buffered",
+            f"the LLM paused {pause_s:.2f} s after chunk {at} of {len(gaps) + 1}, but no two of the "
+            f"{len(times)} token events are more than {shown * 1000:.0f} ms apart: the answer was held back",
             stream.text_events[-1],
         )
-    return Pass()
+    return Pass(f"the LLM's {pause_s:.2f} s pause shows as {shown:.2f} s before token event {where}")
 
 
 @check("stream.heartbeat")

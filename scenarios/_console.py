@@ -29,6 +29,9 @@ def print_progress(scenario: ScenarioResult, done: int, total: int) -> None:
 def print_summary(result: RunResult) -> None:
     counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(result.counts().items()))
     print(f"{result.profile} at {result.target}: {counts} in {result.duration_s:.1f} s")
+    for scenario in result.scenarios:  # what this run could not judge, and what would judge it
+        if scenario.verdict == "not_checked":
+            print(f"  not checked {scenario.name}: {scenario.reason}")
     for scenario, check in result.must_failures:
         where = f" (step {check.step}" + (f", event {check.event})" if check.event is not None else ")")
         print(f"  FAIL {scenario}: {check.check}{where}: {check.message}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,10 +36,17 @@ from ._transport import Request, StreamRead, send
 MOCK_RULES = [
     {"match": {"contains": "[conformance:multibyte]"}, "answer": {"prose": {"multibyte": 0.5}}},
     {"match": {"contains": "[conformance:short]"}, "answer": {"fixed": "Short answer."}},
+    # An answer long enough that a pause after its first chunks leaves many to come (stream.incremental).
+    {"match": {"contains": "[conformance:long]"}, "answer": {"prose": {"length_tokens": 80}}},
     # An answer that mentions a bet and odds (conversation-events may follow it with a `system` event).
     {
         "match": {"contains": "[conformance:bet]"},
         "answer": {"fixed": "A fair bet for Saturday: the odds are 2.5 to 1."},
+    },
+    # One that names neither ("better" is not a bet): conversation-events may not follow it with `system`.
+    {
+        "match": {"contains": "[conformance:better]"},
+        "answer": {"fixed": "A better plan for Saturday: rest first, then decide."},
     },
 ]
 STREAM_CHECKS = (
@@ -50,6 +58,10 @@ ABORTED_STREAM_CHECKS = (
     "wire.framing", "wire.json", "stream.content-type", "stream.charset", "stream.cache-control",
     "stream.accel-buffering", "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
 )  # fmt: skip
+# The checks whose pass means "the input was refused": a 404 or 405 passes them only where the same
+# operation answered a valid request with success earlier in the scenario (a missing route refuses
+# every request, and that is no validation).
+REFUSAL_STATUS_CHECKS = ("validation.status", "validation.empty-message")
 # After a client abort, how long the implementation has to close its LLM request: long enough for a
 # server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
 # that would close the request anyway.
@@ -145,7 +157,11 @@ class StepRun:
 
     exchanges: list[Exchange] = field(default_factory=list)
     final: Exchange | None = None
-    ok: bool = True
+    ok: bool = True  # every call answered one of its success statuses
+    # a call answered no 2xx with content, so the calls after it were not made (a 2xx outside the
+    # call's statuses is one `api.status` failure, and its answer is still read, judged and used)
+    broken: bool = False
+    problems: list[str] = field(default_factory=list)  # per call off its statuses: what it answered
     stream: StreamRead | None = None
     answers: list[str | None] = field(default_factory=list)  # per judged answer: what is wrong, or None
     # per successful call with a preferred status: the deviation from it (a SHOULD), or None
@@ -169,6 +185,12 @@ class ScenarioRun:
         self.timing = self._timing()
         self._fresh_client: httpx.AsyncClient | None = None
         self._journal_all: list[dict[str, Any]] = []
+        # operation -> the step in which every call of it answered success (the route exists)
+        self.served: dict[str, int] = {}
+        self.missed: dict[str, tuple[int, int | None]] = {}  # operation -> (step, status) of a valid call refused
+        # (auth mode, text) of what earlier steps sent the LLM and what it answered: what another user's step
+        # may not carry to the LLM (auth.isolation)
+        self.said: list[tuple[str, str]] = []
 
     def _base_variables(self) -> dict[str, Any]:
         s = self.settings
@@ -240,11 +262,18 @@ class ScenarioRun:
     def _unjudgeable(self, waits: float) -> str:
         """Why this run cannot judge the scenario (too long a wait; no room for a silence)."""
         if waits > self.config.budget_s:
-            return f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s"
+            return (
+                f"needs {waits:g} s of waiting, over the run's budget of {self.config.budget_s:g} s "
+                f"(--budget-s {math.ceil(waits)} judges it)"
+            )
         if "heartbeat_s" in self.scenario.settings:
             tolerance = float(self.settings["heartbeat_s"]) * 3 + 0.5
             if self.variables["heartbeat_stall_s"] <= tolerance:
-                return "upstream_timeout_s leaves no room for a silence longer than the heartbeat tolerance"
+                room = math.ceil((tolerance + 1.0) / 0.8)
+                return (
+                    "upstream_timeout_s leaves no room for a silence longer than the heartbeat tolerance "
+                    f"(a target whose upstream timeout is at least {room} s, told --setting upstream_timeout_s={room})"
+                )
         return ""
 
     def _planned_waits(self) -> float:
@@ -280,11 +309,13 @@ class ScenarioRun:
         if self._needs_conversation(operation, variables):
             opened = await self._calls(index, self.profile.operations["open"], step, variables, implicit=True)
             self.result.exchanges.extend(opened.exchanges)
-            if not opened.ok:
+            if opened.broken:
                 self._record(
                     index, "api.status", Fail(f"opening a conversation failed: {opened.final and opened.final.status}")
                 )
                 return
+            if not opened.ok:  # a 2xx off the call's statuses: one failure, and the step goes on
+                self._record(index, "api.status", Fail(f"opening a conversation: {opened.problems[0]}"))
             variables = self._variables(step)
             opened_answers = opened.answers
         message = variables.get("message")
@@ -304,6 +335,8 @@ class ScenarioRun:
             exchanges=run.exchanges,
             final=run.final,
             final_call_ok=run.ok,
+            call_problem=run.problems[0] if run.problems else "",
+            call_answered=run.final is not None and not run.broken,
             stream=run.stream.view if run.stream else None,
             ended=run.stream.ended if run.stream else "",
             end_time=run.stream.end_time if run.stream else None,
@@ -317,9 +350,17 @@ class ScenarioRun:
             timing=self.timing,
             variables=variables,
             leaks=self._leaks(),
+            foreign=tuple(text for mode, text in self.said if mode != step.auth),
         )
         self._judge(index, step, view, run)
         self._remember_turn(view, run, message)
+        if run.ok:
+            self.served.setdefault(operation.name, index)
+        elif step.expect.keys().isdisjoint(STATUS_CHECKS) and run.final is not None:
+            self.missed.setdefault(operation.name, (index, run.final.status))  # a request meant to succeed
+        if isinstance(message, str) and message.strip():
+            self.said.append((step.auth, message))
+        self.said += [(step.auth, entry["answer"]) for entry in journal if (entry.get("answer") or "").strip()]
 
     def _leaks(self) -> tuple[str, ...]:
         """What no error message may carry that this run knows: the mock's host:port (the target's LLM
@@ -370,8 +411,14 @@ class ScenarioRun:
             out.final, out.stream = exchange, stream
             if exchange.status not in call.status:
                 out.ok = False
-                break
-            if call.preferred_status is not None:
+                statuses = " or ".join(str(s) for s in call.status)
+                out.problems.append(f"{call.method} {call.path} answered {exchange.status}; expected {statuses}")
+                # A 2xx with content is still the answer (an event stream is read whole): the status is
+                # one deviation, judged once as api.status, and the rest is judged and used as usual.
+                if exchange.status is None or not 200 <= exchange.status < 300 or exchange.status == 204:
+                    out.broken = True
+                    break
+            elif call.preferred_status is not None:
                 tolerated = f"{call.method} {call.path} answered {exchange.status}; {call.preferred_status} is expected"
                 out.preferred.append(tolerated if exchange.status != call.preferred_status else None)
             body = _json_body(exchange) if call.answer or call.capture else None
@@ -471,7 +518,18 @@ class ScenarioRun:
         expect = {name: rendered.get(name, True) for name in step.expect}
         status_check = next((c for c in expect if c in STATUS_CHECKS), "api.status")
         status_param = expect.get(status_check, True)
-        status_ok = self._run_check(index, status_check, view, status_param)
+        unproven = self._route_unproven(status_check, view)
+        if unproven:
+            for name in [n for n in expect if n.startswith("validation.")]:
+                self._record(index, name, NotChecked(unproven))
+                del expect[name]
+            status_ok = False
+        else:
+            status_ok = self._run_check(index, status_check, view, status_param)
+        if status_ok and status_check != "api.status" and run.problems and not run.broken:
+            # A 2xx off the call's statuses that the step's own status check let pass (a conversation made
+            # under a client's id, a server still serving): the deviation is api.status's, once.
+            self._record(index, "api.status", Fail(run.problems[0]))
         expected = STATUS_CHECKS[status_check] if status_param is True else status_param
         # A stream read (a 2xx) is judged whole where a 2xx is expected, or where the status check
         # passed it (conversation.unknown: a profile with client ids may make the conversation).
@@ -493,6 +551,21 @@ class ScenarioRun:
         if "errors.no-internals" not in expect and error_texts(view):
             self._run_check(index, "errors.no-internals", view, True)  # every error body and error event
 
+    def _route_unproven(self, status_check: str, view: StepView) -> str:
+        """Why a 404/405 refusal says nothing about the input: the route did not answer a valid request
+        of this operation with success earlier in the scenario ("" if it did, or if the refusal is
+        another status)."""
+        final, operation = view.final, view.operation
+        if status_check not in REFUSAL_STATUS_CHECKS or final is None or final.status not in (404, 405):
+            return ""
+        if operation is None or operation.name in self.served:
+            return ""
+        what = f"{final.method} {final.url} answered {final.status}"
+        if operation.name in self.missed:
+            step, status = self.missed[operation.name]
+            return f"{what}, and {status} to a valid request too (step {step}): the route does not exist"
+        return f"{what}, but no valid request of `{operation.name}` succeeded before it: a missing route answers so too"
+
     def _run_check(self, index: int, name: str, view: StepView, param: Any) -> bool:
         """Run one check and record its verdict; whether it passed."""
         outcome = CHECKS[name](view, param)
@@ -512,7 +585,8 @@ class ScenarioRun:
 
     def _remember_turn(self, view: StepView, run: StepRun, message: Any) -> None:
         operation = view.operation
-        if operation is None or not isinstance(message, str) or not run.ok:
+        no_content = run.final is None or run.final.status == 204
+        if operation is None or not isinstance(message, str) or run.broken or no_content:
             return
         if operation.stream_call is None and operation.text is None:
             return

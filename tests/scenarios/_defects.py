@@ -28,11 +28,12 @@ from urllib.parse import parse_qsl, urlencode
 import jwt
 import msgspec
 from litestar import Litestar
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from reference_server._cache import ResponseCache, cache_key
 from reference_server._chat import ChatCore
 from reference_server._llm import ChatMessages, LlmError
+from reference_server._store import iso, utc_now
 
 from ._reframe import Block, BlockParser, Shape, StreamFacts, data_block, encode, pieces, shape_of
 
@@ -374,10 +375,11 @@ class HangOnError(StreamEdit):
 
 class Buffered(StreamEdit):
     """Events are held and written in one piece when the stream ends, or once none has come for
-    `idle_s` (a buffer flushed on idle). Comments pass at once (a heartbeat writer of its own), so
-    heartbeats still come; a stalled LLM still lets a client see, and stop, what came before."""
+    `idle_s` (a buffer flushed on idle; None: never, the whole answer collected, then sent). Comments
+    pass at once (a heartbeat writer of its own), so heartbeats still come; with `idle_s`, a stalled
+    LLM still lets a client see, and stop, what came before."""
 
-    def __init__(self, shape: Shape, out: Out, *, idle_s: float) -> None:
+    def __init__(self, shape: Shape, out: Out, *, idle_s: float | None) -> None:
         super().__init__(shape, out)
         self.idle_s = idle_s
         self.held: list[bytes] = []
@@ -388,12 +390,14 @@ class Buffered(StreamEdit):
             await super().block(block, kind)
             return
         self.held.append(encode(block))
+        if self.idle_s is None:
+            return
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.out.spawn(self.flush_when_idle())
+        self.timer = self.out.spawn(self.flush_when_idle(self.idle_s))
 
-    async def flush_when_idle(self) -> None:
-        await asyncio.sleep(self.idle_s)
+    async def flush_when_idle(self, idle_s: float) -> None:
+        await asyncio.sleep(idle_s)
         self.timer = None
         await self.flush()
 
@@ -694,6 +698,89 @@ class EagerPings(StreamEdit):
         self.over = True
 
 
+class TwoWords(StreamEdit):
+    """two-words (sessions): each two successive `content` events go out as one carrying both words,
+    "a b" (index counted anew); a lone last one goes out with the terminal event. The joined text
+    is the same."""
+
+    def __init__(self, shape: Shape, out: Out) -> None:
+        super().__init__(shape, out)
+        self.held: str | None = None
+        self.index = 0
+
+    async def block(self, block: Block, kind: str) -> None:
+        payload = block.payload()
+        if kind == "token" and isinstance(payload, dict):
+            if self.held is None:
+                self.held = payload.get("content", "")
+                return
+            words, self.held = f"{self.held} {payload.get('content', '')}", None
+            block = data_block({**payload, "content": words, "index": self.index})
+            self.index += 1
+        elif kind in ("done", "error") and self.held is not None:
+            await self.out.write(encode(data_block({"type": "content", "content": self.held, "index": self.index})))
+            self.held = None
+        await super().block(block, kind)
+
+
+class MergedTokens(StreamEdit):
+    """merged-tokens (valid): two token events that come within `hold_s` of each other go out as one
+    event carrying both texts; a token alone that long goes out by itself. Framing that batches what
+    arrived together (contracts.md), for profiles whose texts are concatenated."""
+
+    def __init__(self, shape: Shape, out: Out, *, hold_s: float = 0.02) -> None:
+        super().__init__(shape, out)
+        self.hold_s = hold_s
+        self.held: Block | None = None
+        self.timer: asyncio.Task[None] | None = None
+
+    async def block(self, block: Block, kind: str) -> None:
+        key = self.shape.text_key
+        if kind == "token" and self.held is None:
+            self.held = block
+            self.timer = self.out.spawn(self.alone())
+            return
+        if kind == "token" and self.held is not None:
+            first, second = self.held.payload(), block.payload()
+            block = data_block({**first, key: first.get(key, "") + second.get(key, "")})
+            self.drop_held()
+        elif self.held is not None:
+            await self.out.write(encode(self.held))
+            self.drop_held()
+        await super().block(block, kind)
+
+    def drop_held(self) -> None:
+        self.held = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    async def alone(self) -> None:
+        await asyncio.sleep(self.hold_s)
+        held, self.held, self.timer = self.held, None, None  # from here on the held block is this task's
+        if held is not None:
+            await self.out.write(encode(held))
+
+    async def end(self) -> None:
+        if self.held is not None:
+            await self.out.write(encode(self.held))
+            self.drop_held()
+
+
+class SystemAlways(StreamEdit):
+    """system-always (conversation-events): a `system` event after every `llm_complete`, whether or not
+    the answer mentions a bet or odds (the app's own `system` event, after a bet, is left out)."""
+
+    async def block(self, block: Block, kind: str) -> None:
+        payload = block.payload()
+        if isinstance(payload, dict) and payload.get("type") == "system":
+            return
+        await super().block(block, kind)
+        if kind == "done":
+            note = {"type": "system", "timestamp": iso(utc_now()), "message": "New bet recommendation available"}
+            await self.out.write(encode(data_block(note)))
+
+
 # -- whole answers -------------------------------------------------------------------------------------
 
 Rewrite = Callable[[Scope, Whole], "Whole | None"]
@@ -873,22 +960,40 @@ def malformed_id_as_404(scope: Scope, whole: Whole) -> Whole | None:
     return Whole(404, whole.headers, whole.body)
 
 
-def posted_streams_created(app: Litestar) -> ASGIApp:
-    """stream-201 (valid, with a SHOULD warning): a POST that starts a stream answers 201, not 200
-    (contracts.md: 200 expected, 201 tolerated as a SHOULD deviation). GET streams stay 200."""
+def posted_streams_answer(status: int) -> Build:
+    """A POST that starts a stream answers `status`, not 200; GET streams stay 200. stream-201 (valid,
+    with a SHOULD warning: contracts.md has 200 expected, 201 tolerated); stream-202 (a defect: the
+    stream itself is whole and right, so only its status is wrong)."""
 
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        posted = scope["type"] == "http" and scope["method"] == "POST" and shape_of("POST", scope["path"]) is not None
+    def build(app: Litestar) -> ASGIApp:
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            posted = scope["type"] == "http" and scope["method"] == "POST"
+            posted = posted and shape_of("POST", scope["path"]) is not None
 
-        async def created(message: Message) -> None:
-            start = message["type"] == "http.response.start" and message["status"] == 200
-            if posted and start and is_event_stream(message.get("headers", ())):
-                message = {**message, "status": 201}
-            await send(message)
+            async def restatused(message: Message) -> None:
+                start = message["type"] == "http.response.start" and message["status"] == 200
+                if posted and start and is_event_stream(message.get("headers", ())):
+                    message = {**message, "status": status}
+                await send(message)
 
-        await app(scope, receive, created)
+            await app(scope, receive, restatused)
 
-    return asgi
+        return asgi
+
+    return build
+
+
+def route_moved(method: str, pattern: str) -> RequestEdit:
+    """route-moved: every `method` request to a path matching `pattern` goes to a path the app does
+    not serve (its stream route moved elsewhere), so the app itself answers 404, CORS headers and all."""
+
+    def edit(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+        if route(scope, method, pattern):
+            moved = scope["path"].rstrip("/") + "-moved"
+            scope = {**scope, "path": moved, "raw_path": moved.encode()}
+        return scope, body
+
+    return edit
 
 
 def history_without_answers(app: Litestar) -> ASGIApp:
@@ -1418,6 +1523,50 @@ def _subject_of(claims: dict[str, Any]) -> str:
 
 
 _CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("fixture_caller", default=None)
+
+
+def owners_unchecked_on(method: str, pattern: str) -> Build:
+    """As `owners_unchecked`, on the calls `method pattern` only: every other call still checks the
+    owner. stream-owner-unchecked (conversation-events' GET stream), send-owner-unchecked (query-stream's
+    POST /api/v1/ai/chat, its GET stream checked)."""
+
+    def build(app: Litestar) -> ASGIApp:
+        edited = owners_unchecked(app)
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and route(scope, method, pattern):
+                await edited(scope, receive, send)
+            else:
+                await app(scope, receive, send)
+
+        return asgi
+
+    return build
+
+
+def others_forbidden(app: Litestar) -> ASGIApp:
+    """others-403 (valid, the other choice contracts.md leaves open): another user's conversation id
+    gets 403, not 404 (the caller read from the bearer token before the app runs); an unknown id is
+    still a 404."""
+    core = core_of(app)
+    store = core.store
+    conversation = store.conversation
+
+    async def owners_only(profile: str, id: str) -> Any:
+        found = await conversation(profile, id)
+        caller = _CALLER.get()
+        if found is not None and caller is not None and found.owner not in (None, caller):
+            raise PermissionDeniedException("this conversation belongs to another user")
+        return found
+
+    store.conversation = owners_only  # type: ignore[method-assign]
+
+    async def noting_the_caller(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            _CALLER.set(_caller_of(core, scope))
+        await app(scope, receive, send)
+
+    return noting_the_caller
 
 
 def owners_unchecked(app: Litestar) -> ASGIApp:

@@ -490,6 +490,58 @@ _add(
     "stream headers: Content-Type `text/event-stream`, without `; charset=utf-8` (a SHOULD)",
     streams(d.HeaderEdit, replace=((b"content-type", b"text/event-stream"),)),
 )
+# Issue 15 §1 and §3, the rest: one deviation judged once, refusals of the input, ownership on every
+# call, incremental delivery as a MUST, one word per event, `system` only after a bet.
+_add(
+    "stream-202",
+    (SS, CV),
+    "api.status",
+    "status edit: a POST that starts a stream answers 202 (the stream itself whole and right)",
+    d.posted_streams_answer(202),
+)
+_add(
+    "route-moved",
+    SS,
+    "api.status",
+    "request edit: the chat stream route has moved: every POST /api/chat/stream answers the app's own 404",
+    d.requests(d.route_moved("POST", r"/api/chat/stream/?")),
+)
+_add(
+    "stream-owner-unchecked",
+    CE,
+    "auth.isolation",
+    "core: GET .../{id}/stream does not check the owner (another user streams, and the LLM answers, "
+    "the first user's conversation); posting a message still does",
+    d.owners_unchecked_on("GET", r"/api/v1/chat/conversations/[^/]+/stream/?"),
+)
+_add(
+    "send-owner-unchecked",
+    QS,
+    "auth.isolation",
+    "core: POST /api/v1/ai/chat does not check the owner of its conversationId; the GET stream still does",
+    d.owners_unchecked_on("POST", r"/api/v1/ai/chat/?"),
+)
+_add(
+    "collect-then-send",
+    (SS, QS),
+    "stream.incremental",
+    "stream edit: every event held until the stream ends, then written in one piece (comments pass)",
+    streams(d.Buffered, idle_s=None),
+)
+_add(
+    "two-words",
+    SS,
+    "stream.fields",
+    'stream edit: each two content events go out as one carrying both words, "a b" (the joined text kept)',
+    streams(d.TwoWords),
+)
+_add(
+    "system-always",
+    CE,
+    "stream.after-terminal",
+    "stream edit: a `system` event after every `llm_complete`, the answer naming a bet or odds or not",
+    streams(d.SystemAlways),
+)
 
 # Valid but unusual: the suite must pass every check on them.
 _add(
@@ -584,7 +636,7 @@ _add(
     (SS, CV),
     None,
     "status edit: a POST that starts a stream answers 201 (tolerated as a SHOULD deviation): a SHOULD warning",
-    d.posted_streams_created,
+    d.posted_streams_answer(201),
     warns="api.status-preferred",
 )
 _add(
@@ -593,6 +645,20 @@ _add(
     None,
     "stream edit: `data: [DONE]` last, after the `system` event that follows a bet's `llm_complete`",
     streams(d.DoneSentinel),
+)
+_add(
+    "merged-tokens",
+    (QS, CE, CV),
+    None,
+    "stream edit: two token events that come within 20 ms go out as one event carrying both texts",
+    streams(d.MergedTokens),
+)
+_add(
+    "others-403",
+    (CE, QS),
+    None,
+    "core: another user's conversation id gets 403, not 404 (contracts.md: 404 or 403)",
+    d.others_forbidden,
 )
 _add(
     "creates-on-unknown-id",

@@ -7,7 +7,9 @@ again against one mock without warnings or a growing mock config.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 
 from contracts import DEFAULT_SETTINGS, SETTINGS, SpecError, extend_profile, load_profile, mint_token
 from mockllm import MockLLMClient
-from scenarios import RunConfig, library, run, setting_rows
+from scenarios import RunConfig, library, print_summary, run, setting_rows
 from scenarios.__main__ import main
 from scenarios._runner import MOCK_RULES, with_mock_rules
 
@@ -44,7 +46,7 @@ def test_the_settings_command_lists_every_setting_with_its_default(capsys: pytes
         else:
             assert f"{setting.name} = {setting.default}  (default)" in out
         assert setting.meaning.split()[0] in out
-    assert "scenarios: heartbeat" in out and "scenarios: rate-limit" in out
+    assert re.search(r"scenarios: (.*, )?heartbeat\b", out) and re.search(r"scenarios: (.*, )?rate-limit\b", out)
 
 
 def test_default_settings_are_the_tables_defaults() -> None:
@@ -217,3 +219,18 @@ async def test_repeated_runs_against_one_mock_leave_the_same_rules(mockllm: Mock
         matches.append([rule["match"] for rule in mockllm.config()["answers"]["rules"]])
     expected = [*(rule["match"] for rule in MOCK_RULES), {"contains": "weather"}]
     assert matches == [expected] * 3
+
+
+def test_a_wait_over_the_budget_is_not_checked_and_says_which_flag_would_judge_it(
+    mockllm: MockLLMClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The contract's own 10-minute session is past a 30 s budget: the run says so, and how to judge it."""
+    scenario = next(s for s in library() if s.name == "session-expiry")
+    config = RunConfig(target="http://127.0.0.1:9", profile=load_profile("start-stream"), mock=mockllm.base_url,
+                       scenarios=[scenario], budget_s=30)  # fmt: skip
+    result = asyncio.run(run(config))
+    (judged,) = result.scenarios
+    assert judged.verdict == "not_checked"
+    assert "over the run's budget of 30 s (--budget-s 6" in judged.reason
+    print_summary(result)
+    assert f"not checked session-expiry: {judged.reason}" in capsys.readouterr().out

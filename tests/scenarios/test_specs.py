@@ -84,6 +84,8 @@ def _broken(path: list[str], value: Any) -> dict[str, Any]:
         ),
         (["levels"], {"stream.nonsense": "MUST"}, "levels.stream.nonsense", "unknown check id"),
         (["levels"], {"stream.text": "MAY"}, "levels.stream.text", "MUST or SHOULD"),
+        (["stream", "after_terminal_when"], {"done": "x"}, "stream.after_terminal_when.done", "not in after_terminal"),
+        (["stream", "fields", "content", "content"], "words", "stream.fields.content.content", "unknown rule"),
     ],
 )
 def test_a_wrong_profile_names_the_field(path: list, value: Any, named: str, says: str) -> None:
