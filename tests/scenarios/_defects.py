@@ -1561,12 +1561,7 @@ def others_forbidden(app: Litestar) -> ASGIApp:
 
     store.conversation = owners_only  # type: ignore[method-assign]
 
-    async def noting_the_caller(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            _CALLER.set(_caller_of(core, scope))
-        await app(scope, receive, send)
-
-    return noting_the_caller
+    return noting_the_caller(app, core)
 
 
 def owners_unchecked(app: Litestar) -> ASGIApp:
@@ -1585,21 +1580,7 @@ def owners_unchecked(app: Litestar) -> ASGIApp:
 
     store.conversation = anyones  # type: ignore[method-assign]
 
-    def caller_of(scope: Scope) -> str | None:
-        token = bearer_token(scope)
-        if token is None:
-            return None
-        try:
-            return core.auth.user_id(token)
-        except NotAuthorizedException:
-            return None
-
-    async def noting_the_caller(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            _CALLER.set(caller_of(scope))
-        await app(scope, receive, send)
-
-    return noting_the_caller
+    return noting_the_caller(app, core)
 
 
 def sessions_reusable(app: Litestar) -> ASGIApp:
@@ -1674,6 +1655,18 @@ def _caller_of(core: ChatCore, scope: Scope) -> str | None:
         return None
 
 
+def noting_the_caller(app: ASGIApp, core: ChatCore) -> ASGIApp:
+    """`app` with each request's caller (from its bearer token) in `_CALLER` before the app runs, in the
+    request's own task (Litestar runs sync guards in a thread, whose context changes do not come back)."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            _CALLER.set(_caller_of(core, scope))
+        await app(scope, receive, send)
+
+    return asgi
+
+
 def made_when_unknown(profile: str) -> Build:
     """A well-formed (UUID) id that `profile`'s store does not know is made on the spot, as the caller's
     (the caller read from the token before the app runs, as `owners_unchecked` does): a new message
@@ -1692,12 +1685,7 @@ def made_when_unknown(profile: str) -> Build:
 
         store.conversation = or_made  # type: ignore[method-assign]
 
-        async def noting_the_caller(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
-                _CALLER.set(_caller_of(core, scope))
-            await app(scope, receive, send)
-
-        return noting_the_caller
+        return noting_the_caller(app, core)
 
     return build
 
