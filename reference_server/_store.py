@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+WAL_SWITCH_TIMEOUT_S = 30.0  # as long as a connection waits for the writer (its busy timeout)
 metadata = MetaData()
 
 conversations = Table(
@@ -120,6 +123,8 @@ class Store:
 
     async def create_tables(self) -> None:
         """Create the tables if missing; safe when several workers start at once on one database."""
+        if self._engine.dialect.name == "sqlite":
+            await self._use_wal()
         async with self._engine.begin() as conn:
             # Otherwise two workers both find a table missing and both create it (SQLite: "table already
             # exists"; PostgreSQL: a unique violation in its catalog). One at a time, the next finds them.
@@ -128,6 +133,23 @@ class Store:
             elif conn.dialect.name == "sqlite":
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the existence checks
             await conn.run_sync(metadata.create_all)
+
+    async def _use_wal(self) -> None:
+        """Put the file in WAL mode (readers never wait for the writer; it stays set in the file).
+
+        The switch takes the file's exclusive lock, and SQLite answers a switch that meets another
+        connection's lock with "database is locked" at once, its busy timeout notwithstanding: workers
+        that start together on a new file race for it, so the loser waits its turn here."""
+        deadline = time.monotonic() + WAL_SWITCH_TIMEOUT_S
+        while True:
+            try:
+                async with self._engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                return
+            except OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -220,7 +242,6 @@ def async_driver_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
