@@ -50,6 +50,20 @@ _STREAM_KEYS = (
 )  # fmt: skip
 
 
+REQUEST_RULES = ("text", "string", "uuid")
+"""A declared request field's kind: `text` a message (a non-empty string), `string` any string (an id
+of no stated form), `uuid` a UUID string; `?` after it (`string?`) makes the field optional."""
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """One request field the contract declares: its name, its kind (`REQUEST_RULES`), whether required."""
+
+    name: str
+    rule: str
+    required: bool = True
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP request of an operation."""
@@ -70,6 +84,9 @@ class Call:
     # JSON path (`*`: every list item) -> field rule or exact value (a template): the answer's fields
     # that the contract gives, judged as `api.json` on every successful call
     answer: Mapping[str, Any] = field(default_factory=dict)
+    # The request fields the contract declares for this call (a JSON body's keys or query parameters):
+    # what bad input the conformance run derives for it (each required one missing, a wrong type, ...)
+    request: Mapping[str, RequestField] = field(default_factory=dict)
 
     @property
     def required_names(self) -> set[str]:
@@ -404,6 +421,7 @@ def _call(spec: Spec) -> Call:
         "preferred_status",
         "capture",
         "answer",
+        "request",
     )
     method = spec.get("method", str).upper()
     if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
@@ -433,7 +451,26 @@ def _call(spec: Spec) -> Call:
         preferred_status=preferred,
         capture={str(k): str(v) for k, v in spec.get("capture", dict, {}).items()},
         answer=_answer(spec, stream),
+        request=_request_fields(spec),
     )
+
+
+def _request_fields(spec: Spec) -> dict[str, RequestField]:
+    """`request: {message: text, session_id: string?}`: each a key of the call's `json:` or `query:`."""
+    declared = spec.get("request", dict, {})
+    body, query = spec.data.get("json"), spec.data.get("query") or {}
+    present = set(body) if isinstance(body, dict) else set(query)
+    out = {}
+    for name, rule in declared.items():
+        kind = str(rule).removesuffix("?")
+        if kind not in REQUEST_RULES:
+            raise spec.error(
+                f"request.{name}", f"expected one of {', '.join(REQUEST_RULES)} (with ? if optional), got {rule!r}"
+            )
+        if name not in present:
+            raise spec.error(f"request.{name}", "is in neither the call's `json:` nor its `query:`")
+        out[str(name)] = RequestField(str(name), kind, required=not str(rule).endswith("?"))
+    return out
 
 
 def _answer(spec: Spec, stream: bool) -> dict[str, Any]:

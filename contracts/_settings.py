@@ -32,7 +32,8 @@ SETTINGS: Mapping[str, Setting] = {
             "heartbeat_s",
             "30",
             "seconds between the heartbeats (comment lines or heartbeat events) the target sends while its "
-            "LLM is silent; the heartbeat check allows three intervals plus 0.5 s of silence",
+            "LLM is silent (0: it sends none); the heartbeat check allows one and a half intervals plus 1 s "
+            "of silence, and every deadline of the run allows one interval on top of the upstream timeout",
         ),
         Setting(
             "session_ttl_s",
@@ -81,6 +82,13 @@ SETTINGS: Mapping[str, Setting] = {
             "2000); the long-message scenario sends one more and expects a 4xx. Unset: the contract implies no "
             "limit, and that scenario is not applicable",
             ("message_limit",),
+        ),
+        Setting(
+            "mock_exclusive",
+            None,
+            "`true` when the mock serves this run alone: upstream-refused may then take it down for 3 s (every "
+            "new connection refused, as when an LLM endpoint is down); unset, that scenario is not applicable, "
+            "since it would break every other run the mock serves meanwhile",
         ),
         Setting(
             "malformed_id_status",

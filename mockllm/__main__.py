@@ -50,6 +50,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens-per-chunk", type=int, help="tokens per stream event")
     parser.add_argument("--answer-tokens", type=int, help="fixed length of the default prose answer")
     parser.add_argument("--multibyte", type=float, help="share of prose words made multi-byte (0-1)")
+    parser.add_argument(
+        "--contract",
+        help="also serve this contract profile's API (a name such as sessions, or a profile file) as its agent: "
+        "the upstream of a proxy",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -58,6 +63,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     flags: dict[str, Any] = {}
     if args.seed is not None:
         flags["seed"] = args.seed
+    if args.contract is not None:
+        flags["contract"] = args.contract
     timing = {
         name: value
         for name, value in (

@@ -1,4 +1,5 @@
-"""The mock's admin API: health, metrics, the config in force, armed faults, the journal, reset, stats.
+"""The mock's admin API: health, metrics, the config in force, armed faults, the journal, reset, stats,
+and refusal windows (`POST /_mock/refuse {"for_s": S}`: the listener closes for S seconds at once).
 
 One `Admin` per server, its routes `Route` records whose handlers answer a `Call` with an
 `HttpResponse` at once. It owns the armed faults: the chat path reads the same list to pick a
@@ -16,7 +17,8 @@ from typing import Any, Protocol
 
 from ._config import MockConfig, merge, parse_config
 from ._errors import ConfigError, RequestError
-from ._faults import Fault, FaultSyntaxError, Match, parse_fault, parse_match
+from ._faults import MAX_REFUSE_S, Fault, FaultSyntaxError, Match, parse_fault, parse_match
+from ._http import Refusal
 from ._journal import Journal
 from ._metrics import Metrics
 from ._wire import HttpResponse
@@ -65,6 +67,14 @@ class Administered(Protocol):
         differ from those in force, or when `restart_schedules`."""
         ...
 
+    def refusal(self) -> Refusal:
+        """The listener's refusal windows: the time left of the open one, how many were opened."""
+        ...
+
+    def refuse(self, seconds: float) -> None:
+        """Stop accepting connections for `seconds`, then listen again on the same port."""
+        ...
+
 
 class Admin:
     """The admin endpoints of one server and the faults armed through them."""
@@ -90,10 +100,12 @@ class Admin:
             Route("DELETE", "/_mock/journal", self._clear_journal),
             Route("POST", "/_mock/reset", self._reset),
             Route("GET", "/_mock/stats", self._stats),
+            Route("POST", "/_mock/refuse", self._refuse),
         )
 
     def _metrics(self, call: Call) -> HttpResponse:
-        body = self._server.metrics.render(self._server.active_streams).encode()
+        refusal = self._server.refusal()
+        body = self._server.metrics.render(self._server.active_streams, refusal.remaining_s, refusal.windows).encode()
         return HttpResponse(200, (("content-type", "text/plain; version=0.0.4"),), body)
 
     def _replace_config(self, call: Call) -> HttpResponse:
@@ -180,6 +192,7 @@ class Admin:
 
     def _stats(self, call: Call) -> HttpResponse:
         server = self._server
+        refusal = server.refusal()
         by_outcome: dict[str, int] = {}
         for (_, outcome), count in server.metrics.requests.items():
             by_outcome[outcome] = by_outcome.get(outcome, 0) + count
@@ -192,5 +205,24 @@ class Admin:
                 "journal_entries": len(server.journal),
                 "armed_faults": len(self.armed),
                 "uptime_s": time.time() - self._started,
+                "refusing_s": refusal.remaining_s,
+                "refusal_windows": refusal.windows,
             },
         )
+
+    def _refuse(self, call: Call) -> HttpResponse:
+        """POST {for_s: S}: refuse new connections for S seconds from now (this answer still goes out:
+        its connection is open already). No request is needed to open the window, unlike `refuse,for=S`."""
+        try:
+            body = call.json_object()
+        except RequestError as err:
+            return admin_error(400, err.message)
+        unknown = sorted(set(body) - {"for_s"})
+        seconds = body.get("for_s")
+        if unknown:
+            return admin_error(400, f"unknown field {unknown[0]!r}; use for_s", key=unknown[0])
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_REFUSE_S:
+            return admin_error(400, f"for_s: expected seconds, 0 < S <= {MAX_REFUSE_S:g}, got {seconds!r}", key="for_s")
+        self._server.refuse(float(seconds))
+        refusal = self._server.refusal()
+        return json_response(200, {"refusing_s": refusal.remaining_s, "refusal_windows": refusal.windows})

@@ -21,6 +21,8 @@ result is parsed whole before it replaces the config in force: a bad value is re
       - fault: "429"
         when: {every: 10}
     journal: {max_entries: 10000}
+    contract: sessions               # also serve a contract profile's API as its agent (a name or a
+                                     # profile file): the upstream of a proxy (see _contract_service)
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from typing import Any
 from contracts import SpecError, read_yaml
 
 from ._answers import AnswerRule, AnswerSource, ProseAnswer, parse_answer_rule, parse_source
+from ._contract import load_contract
 from ._distributions import Distribution, parse_distribution
-from ._errors import ConfigError
+from ._errors import ConfigError, ContractError
 from ._faults import FaultRule, parse_fault_rule
 
-_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal")
+_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal", "contract")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class MockConfig:
     answer_rules: tuple[AnswerRule, ...] = ()
     fault_rules: tuple[FaultRule, ...] = ()
     journal_max_entries: int = 10_000
+    contract: str | None = None  # the contract profile served, as the config names it
+    contract_spec: Any = field(default=None, compare=False, repr=False)  # it compiled (a ContractSpec)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the mapping that parses back to it (what GET /_mock/config returns)."""
@@ -89,7 +94,7 @@ class MockConfig:
                 "itl_factor": timing.load.itl_factor,
             },
         }
-        return {
+        out = {
             "seed": self.seed,
             "models": list(self.models),
             "timing": out_timing,
@@ -100,6 +105,9 @@ class MockConfig:
             "faults": [rule.to_config() for rule in self.fault_rules],
             "journal": {"max_entries": self.journal_max_entries},
         }
+        if self.contract is not None:
+            out["contract"] = self.contract
+        return out
 
 
 def parse_config(raw: Any) -> MockConfig:
@@ -128,6 +136,9 @@ def parse_config(raw: Any) -> MockConfig:
     _reject_unknown(journal, ("max_entries",), "journal.")
     max_entries = journal.get("max_entries", default.journal_max_entries)
     _whole(max_entries, "journal.max_entries", 1)
+    contract = raw.get("contract")
+    if contract is not None and (not isinstance(contract, str) or not contract):
+        raise ConfigError("contract", f"expected a contract profile's name or file, got {contract!r}")
     return MockConfig(
         seed=seed,
         models=tuple(models),
@@ -138,7 +149,19 @@ def parse_config(raw: Any) -> MockConfig:
         answer_rules=tuple(parse_answer_rule(rule, f"answers.rules[{i}]") for i, rule in enumerate(rules)),
         fault_rules=tuple(parse_fault_rule(rule, f"faults[{i}]") for i, rule in enumerate(faults)),
         journal_max_entries=max_entries,
+        contract=contract,
+        contract_spec=_contract_spec(contract),
     )
+
+
+def _contract_spec(name: str | None) -> Any:
+    """The contract profile compiled for serving; a ConfigError says why it cannot be served."""
+    if name is None:
+        return None
+    try:
+        return load_contract(name)
+    except (ContractError, SpecError) as err:
+        raise ConfigError("contract", str(err)) from None
 
 
 def _parse_timing(raw: dict[str, Any]) -> Timing:

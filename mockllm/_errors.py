@@ -20,3 +20,12 @@ class RequestError(ValueError):
         self.param = param
         self.message = message
         self.status = status
+
+
+class ContractError(ValueError):
+    """A contract profile the mock cannot serve as an upstream; the message names the profile and why."""
+
+    def __init__(self, profile: str, problem: str) -> None:
+        super().__init__(f"contract profile {profile!r}: {problem}")
+        self.profile = profile
+        self.problem = problem

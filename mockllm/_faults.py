@@ -10,6 +10,18 @@ One spec syntax serves the `x-mock-fault` header, the config file and the admin 
     malformed-after=N    a chunk that is not valid JSON after N chunks, then the rest
     truncate[-after=N]   the body ends cleanly after N chunks (all by default): no finish, no [DONE]
     fragment             a valid stream written in small pieces at odd byte offsets
+    reset                the connection is reset (RST, SO_LINGER 0) once the request is read:
+                         no status line, the client sees ECONNRESET
+    refuse,for=S         the same reset, and the listener stops accepting for S seconds, then
+                         listens again on the same port: new connections meanwhile get a real
+                         ECONNREFUSED (an upstream that crashed and restarts)
+
+Every fault but `refuse` is the matched request's own. A refused connection carries no request, so
+nothing can be matched to it: `refuse` is instead triggered by a request it matches (that request's
+connection is reset, as a crashing process resets it), and the window then refuses every new
+connection, admin API included (connections already open are served on). `POST /_mock/refuse
+{"for_s": S}` opens a window at once, with no request. Windows show in `GET /_mock/stats`
+(`refusing_s`, `refusal_windows`) and `/metrics` (`mockllm_refusal_windows_total`).
 
 Each parsed fault also says what it does on the wire (`Fault.effect`: a stall with `for=S` is a
 pause), so the wire schedule plays the effect it is given and decides none itself.
@@ -29,10 +41,12 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 
-FaultKind = Literal["http", "error", "disconnect", "stall", "malformed", "truncate", "fragment"]
+FaultKind = Literal["http", "error", "disconnect", "stall", "malformed", "truncate", "fragment", "reset", "refuse"]
 """What a spec names (`stall-after=N` and `stall-after=N,for=S` are both a stall)."""
 
-FaultEffect = Literal["http", "error", "disconnect", "stall", "pause", "malformed", "truncate", "fragment"]
+FaultEffect = Literal[
+    "http", "error", "disconnect", "stall", "pause", "malformed", "truncate", "fragment", "reset", "refuse"
+]
 """What a fault does to the response: its kind, except that a stall with `for=S` is a pause (the
 silence passes and the rest follows, later by S seconds); a stall is silence for good."""
 
@@ -46,12 +60,14 @@ _COUNTED: dict[str, FaultKind] = {
 _OPTIONS: dict[FaultKind, frozenset[str]] = {
     "http": frozenset({"retry-after"}),
     "stall": frozenset({"for"}),
+    "refuse": frozenset({"for"}),
 }
+MAX_REFUSE_S = 3600.0  # a window longer than an hour is a mistake, not a test
 
 FAULT_SYNTAX = (
     "one of 429, 500, 503, 529 (or any status 400-599, optionally ',retry-after=S'), "
     "error-after=N, disconnect-after=N, stall-after=N[,for=S], malformed-after=N, "
-    "truncate, truncate-after=N, fragment"
+    "truncate, truncate-after=N, fragment, reset, refuse,for=S"
 )
 
 
@@ -67,7 +83,7 @@ class Fault:
     spec: str
     status: int = 0
     after: int | None = None  # content chunks sent before the fault; None: all of them
-    seconds: float | None = None  # a stall's length; None: for good
+    seconds: float | None = None  # a stall's length (None: for good), a refusal window's
     retry_after: float | None = None
     effect: FaultEffect = field(init=False, repr=False, compare=False)  # from the fields above
 
@@ -103,8 +119,18 @@ def parse_fault(spec: str) -> Fault:
             raise FaultSyntaxError(f"fault {spec!r}: {name} takes a whole number")
         kind = _COUNTED[name]
         fault = Fault(kind, text, after=int(after), seconds=options.get("for"))
-    elif name in ("truncate", "fragment") and not value:
+    elif name in ("truncate", "fragment", "reset") and not value:
         fault = Fault(name, text)  # type: ignore[arg-type]
+    elif name == "refuse" and not value:
+        seconds = options.get("for")
+        if seconds is None or not 0 < seconds <= MAX_REFUSE_S:
+            raise FaultSyntaxError(
+                f"fault {spec!r}: refuse needs for=S, the seconds the listener stays closed (0 < S <= "
+                f"{MAX_REFUSE_S:g}): a refusal for good would leave nothing to talk to, e.g. refuse,for=2"
+            )
+        fault = Fault("refuse", text, seconds=seconds)
+    elif name in ("truncate", "fragment", "reset", "refuse"):
+        raise FaultSyntaxError(f"unknown fault {spec!r}: {name} takes no '='; expected {FAULT_SYNTAX}")
     else:
         raise FaultSyntaxError(f"unknown fault {spec!r}; expected {FAULT_SYNTAX}")
 

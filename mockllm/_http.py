@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import logging
 import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableSequence
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ _INTERNAL_ERROR = (
     b'connection: close\r\n\r\n{"error":{"message":"mockllm internal error","type":"server_error"}}\n'
 )
 log = logging.getLogger("mockllm")
+_LINGER_ZERO = struct.pack("ii", 1, 0)  # struct linger {l_onoff = 1, l_linger = 0}
+RELISTEN_RETRY_S = 0.05
+RELISTEN_ATTEMPTS = 100  # 5 s of retries if another socket holds the port for a moment
 
 
 class ClientGone(Exception):
@@ -232,6 +236,20 @@ class Connection(asyncio.Protocol):
             # FIN after a partial body: the client sees the response end before its length.
             self._queue.clear()
             self._transport.close()
+        elif schedule.end == "reset":
+            self.reset()
+
+    def reset(self) -> None:
+        """Close with SO_LINGER 0: the kernel sends RST instead of FIN and drops what is unsent,
+        so the client's next read or write fails with ECONNRESET (a crashed upstream, a middlebox)."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._queue.clear()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        transport.abort()
 
     def send_now(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -322,27 +340,85 @@ class _Player:
         self.done.set_result(None)
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The listener's refusal windows: how long the current one has left (0: listening), how many
+    were opened since start."""
+
+    remaining_s: float
+    windows: int
+
+
 class HttpServer:
-    """Listens on host:port and hands each request to `handler`."""
+    """Listens on host:port and hands each request to `handler`; can stop listening for a while
+    (`refuse`) so that new connections are refused by the kernel, then listen on the same port."""
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self._connections: set[Connection] = set()
         self._server: asyncio.base_events.Server | None = None
+        self._address: tuple[str, int, int] = ("127.0.0.1", 0, 4096)  # host, bound port, backlog
+        self._reopen: asyncio.TimerHandle | None = None  # set while a refusal window is open
+        self._refusing_until = 0.0  # loop time
+        self._windows = 0
 
     async def start(self, host: str, port: int, *, backlog: int = 4096) -> int:
+        self._server = await self._listen(host, port, backlog)
+        sockets: Any = self._server.sockets
+        bound = int(sockets[0].getsockname()[1])
+        self._address = (host, bound, backlog)
+        return bound
+
+    async def _listen(self, host: str, port: int, backlog: int) -> asyncio.base_events.Server:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        return await loop.create_server(
             lambda: Connection(self._handler, self._connections),
             host,
             port,
             backlog=backlog,
             reuse_address=True,
         )
-        sockets: Any = self._server.sockets
-        return int(sockets[0].getsockname()[1])
+
+    def refuse(self, seconds: float) -> None:
+        """Stop listening for `seconds` (a window already open is extended, never shortened):
+        connections open now are served on, new ones get ECONNREFUSED until the port listens again."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if self._reopen is not None:
+            if until <= self._refusing_until:
+                return
+            self._reopen.cancel()
+        else:
+            if self._server is not None:
+                self._server.close()  # the listening socket only: accepted connections stay open
+                self._server = None
+            self._windows += 1
+        self._refusing_until = until
+        self._reopen = loop.call_later(seconds, lambda: loop.create_task(self._listen_again()))
+
+    async def _listen_again(self) -> None:
+        host, port, backlog = self._address
+        for _ in range(RELISTEN_ATTEMPTS):
+            try:
+                self._server = await self._listen(host, port, backlog)
+                break
+            except OSError as err:  # the port was taken meanwhile: another process's, for a moment
+                log.warning("mockllm: cannot listen again on %s:%d yet (%s)", host, port, err)
+                await asyncio.sleep(RELISTEN_RETRY_S)
+        else:
+            log.error("mockllm: gave up listening again on %s:%d", host, port)
+        self._reopen = None
+
+    def refusal(self) -> Refusal:
+        remaining = 0.0
+        if self._reopen is not None:
+            remaining = max(0.0, self._refusing_until - asyncio.get_running_loop().time())
+        return Refusal(remaining, self._windows)
 
     async def close(self) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):

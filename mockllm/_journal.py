@@ -1,5 +1,9 @@
 """The request journal: what every request asked and what it got, newest last.
 
+An entry of a contract request (the mock serving a contract profile's stream, `contract:` in its
+config) also names the contract, the operation and the conversation, and carries the conversation
+the mock holds as that contract's agent as `messages` (see `ContractBody`).
+
 Tests find their own requests among concurrent ones by a unique marker in the prompt
 (`prompt_contains`), so the journal is the ground truth for what an implementation sent upstream.
 """
@@ -35,6 +39,28 @@ class RawBody(bytes):
             return json.loads(self) if self else None
         except (ValueError, UnicodeDecodeError):
             return self.decode("utf-8", "replace")
+
+
+class ContractBody:
+    """A contract request's body as the journal shows it: the request's own JSON fields as they came
+    and, under `messages`, the conversation the mock holds as that contract's agent plus the new
+    message (unless the body has a `messages` of its own). Every reader of the journal finds an LLM
+    request's conversation in its body's `messages`; a contract request's is found there alike, and
+    also in the entry's own `messages`."""
+
+    __slots__ = ("messages", "raw")
+
+    def __init__(self, raw: bytes, messages: list[dict[str, str]]) -> None:
+        self.raw = RawBody(raw)
+        self.messages = messages
+
+    def to_journal(self) -> Any:
+        body = self.raw.to_journal()
+        if body is None:
+            return {"messages": self.messages}
+        if isinstance(body, dict) and "messages" not in body:
+            return {**body, "messages": self.messages}
+        return body
 
 
 def render(entry: dict[str, Any]) -> dict[str, Any]:

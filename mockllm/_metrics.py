@@ -136,7 +136,8 @@ class Metrics:
         self.itl.observe_many(_gaps(times))
         self.lateness.observe_many(achieved.lateness())
 
-    def render(self, active_streams: int) -> str:
+    def render(self, active_streams: int, refusing_s: float = 0.0, refusal_windows: int = 0) -> str:
+        """The Prometheus text; `refusing_s` and `refusal_windows` are the listener's (see `refuse`)."""
         self.catch_up()
         lines = [
             "# HELP mockllm_requests_total Requests by dialect and outcome.",
@@ -149,6 +150,14 @@ class Metrics:
             "# TYPE mockllm_active_streams gauge",
         ]
         lines.append(f"mockllm_active_streams {active_streams}")
+        lines += [
+            "# HELP mockllm_refusal_windows_total Times the listener stopped accepting connections (refuse).",
+            "# TYPE mockllm_refusal_windows_total counter",
+            f"mockllm_refusal_windows_total {refusal_windows}",
+            "# HELP mockllm_refusing_seconds Seconds left before the listener accepts connections again.",
+            "# TYPE mockllm_refusing_seconds gauge",
+            f"mockllm_refusing_seconds {refusing_s:.3f}",
+        ]
         for histogram in (self.ttft, self.itl, self.lateness):
             lines += histogram.render()
         return "\n".join(lines) + "\n"

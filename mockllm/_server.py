@@ -7,6 +7,11 @@ the chat path bound to that dialect, its other endpoints and the admin API's (`_
 once. State that depends on arrival order (the journal, schedule counters, the number of active
 streams, the armed faults the admin API keeps) lives at this edge; everything a response carries
 is decided by the pure planner from the config and the request.
+
+With `contract:` in its config the server also serves that contract profile's calls as its agent
+(`_contract_service`): its stream and send calls go through the same chat path as the dialects'.
+The `reset` and `refuse` faults end a request before any byte; `refuse` then closes the listener
+for a while (`HttpServer.refuse`).
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ from ._admin import Admin, Respond, admin_error
 from ._answers import ProseAnswer, warm_up
 from ._arrivals import ArrivalQueue
 from ._config import MockConfig, parse_config
+from ._contract_service import ContractService
 from ._errors import RequestError
 from ._faults import Fault, FaultSyntaxError, parse_fault
-from ._http import ClientGone, Connection, HttpServer, Request
+from ._http import ClientGone, Connection, HttpServer, Refusal, Request
 from ._journal import Journal, RawBody, redact
 from ._metrics import Achieved, Metrics
 from ._plan import Plan, plan_response, rng_for
 from ._request import ChatRequest, request_seed
-from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, stream_schedule
+from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, reset_schedule, stream_schedule
 from .dialects import DIALECTS, Call, Dialect, Encoding, Route
+from .dialects._base import HOOKS, RequestHooks
 
 Handler = Callable[[Call, Request, Connection], Awaitable[None]]
 
@@ -96,16 +103,30 @@ class MockServer:
         self._armed = self._admin.armed  # the same list: the chat path takes its faults from it
         self._http = HttpServer(self._handle)
         self._arrivals = ArrivalQueue()
+        self._dialects = tuple(DIALECTS)  # those registered when the server was made
+        self.contract: ContractService | None = None
+        self._routes = self._route_table(self.config)
+
+    def _route_table(self, config: MockConfig) -> _RouteTable:
+        """Every dialect's routes, the contract's (when the config names one) and the admin API's."""
         routes: list[Route[Handler]] = []
-        for dialect in DIALECTS:
-            chat = partial(self._chat, dialect)
-            for route in dialect.routes:
-                endpoint = route.handler
-                handler = chat if endpoint is None else self._answering(partial(self._endpoint, endpoint))
-                routes.append(Route(route.method, route.path, handler, route.claim))
+        served: list[tuple[Dialect, Route[Any]]] = [(d, r) for d in self._dialects for r in d.routes]
+        self.contract = None if config.contract_spec is None else ContractService(config.contract_spec, self._config)
+        if self.contract is not None:
+            served += [(endpoint or self.contract, route) for route, endpoint in self.contract.routes()]  # type: ignore[misc]
+        for dialect, route in served:
+            endpoint = route.handler
+            if endpoint is None:
+                handler: Handler = partial(self._chat, dialect)
+            else:
+                handler = self._answering(partial(self._endpoint, endpoint))
+            routes.append(Route(route.method, route.path, handler, route.claim))
         for route in self._admin.routes():
             routes.append(Route(route.method, route.path, self._answering(route.handler), route.claim))
-        self._routes = _RouteTable(routes)
+        return _RouteTable(routes)
+
+    def _config(self) -> MockConfig:
+        return self.config
 
     @property
     def idle(self) -> bool:
@@ -123,7 +144,12 @@ class MockServer:
         await self._http.close()
 
     def install(self, config: MockConfig, *, restart_schedules: bool = False) -> None:
-        """Put `config` in force (the admin API's PUT, PATCH and reset)."""
+        """Put `config` in force (the admin API's PUT, PATCH and reset); `restart_schedules` also
+        starts the contract's conversations afresh, and another contract gets new routes."""
+        if config.contract != self.config.contract:
+            self._routes = self._route_table(config)
+        elif restart_schedules and self.contract is not None:
+            self.contract.conversations.clear()
         if (
             restart_schedules
             or len(config.fault_rules) != len(self._rule_counts)
@@ -132,6 +158,14 @@ class MockServer:
             self._rule_counts = [0] * len(config.fault_rules)
         self.config = config
         self.journal.resize(config.journal_max_entries)
+
+    def refusal(self) -> Refusal:
+        """The listener's refusal windows (the `refuse` fault, `POST /_mock/refuse`)."""
+        return self._http.refusal()
+
+    def refuse(self, seconds: float) -> None:
+        """Stop accepting connections for `seconds`, then listen again on the same port."""
+        self._http.refuse(seconds)
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -174,7 +208,7 @@ class MockServer:
     # -- the chat path ----------------------------------------------------------------------------
 
     async def _chat(self, dialect: Dialect, call: Call, request: Request, conn: Connection) -> None:
-        entry, schedule = await self._arrivals.run(self._prepare, dialect, call)
+        entry, schedule, hooks = await self._arrivals.run(self._prepare, dialect, call)
         if entry.get("outcome") == "rejected":
             await conn.play(schedule, request.arrival)
             return
@@ -185,6 +219,8 @@ class MockServer:
             await conn.play(schedule, request.arrival, sent)
             if schedule.end == "abort":
                 outcome = "disconnected"
+            elif schedule.end == "reset":
+                outcome = "reset"
             elif schedule.status != 200:
                 outcome = "http_error"
         except (ClientGone, asyncio.CancelledError):
@@ -195,10 +231,15 @@ class MockServer:
         finally:
             self.active_streams -= 1
             self._record(entry, dialect.name, outcome, schedule, request.arrival, sent)
+            if hooks is not None:
+                hooks.finished(outcome)
+            fault = entry["planned"].fault
+            if fault is not None and fault.kind == "refuse" and fault.seconds:
+                self.refuse(fault.seconds)  # after the reset: this request's connection is gone first
             if self.idle:  # the last stream of a burst: no one is kept waiting now
                 self.metrics.catch_up()
 
-    def _prepare(self, dialect: Dialect, call: Call) -> tuple[dict[str, Any], WireSchedule]:
+    def _prepare(self, dialect: Dialect, call: Call) -> tuple[dict[str, Any], WireSchedule, RequestHooks | None]:
         """The journal entry and the wire schedule of one chat request: all its work before play."""
         config = self.config
         entry = self.journal.open(
@@ -218,8 +259,12 @@ class MockServer:
         except RequestError as err:
             entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
             self.metrics.record(dialect.name, "rejected")
-            return entry, immediate(dialect.error(err.status, err.message, param=err.param, call=call))
+            return entry, immediate(dialect.error(err.status, err.message, param=err.param, call=call)), None
         plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
+        hooks: RequestHooks | None = options.get(HOOKS)
+        extra: dict[str, Any] = {}
+        if hooks is not None:
+            plan, extra = hooks.planned(plan)
         schedule = self._schedule(dialect, plan, chat, call, options)
         entry.update(
             prompt=chat.prompt,
@@ -231,8 +276,9 @@ class MockServer:
             fault=fault.spec if fault else None,
             fault_source=fault_source,
             planned=plan,  # rendered when the journal is read, not on the way to the first token
+            **extra,
         )
-        return entry, schedule
+        return entry, schedule, hooks
 
     def _schedule(self, dialect: Dialect, plan: Plan, chat: ChatRequest, call: Call, options: Any) -> WireSchedule:
         ident = f"mock{plan.seed:016x}"
@@ -245,6 +291,8 @@ class MockServer:
         )
         request_id = (("x-request-id", "req_" + ident),)
         fault = plan.fault
+        if fault is not None and fault.kind in ("reset", "refuse"):
+            return reset_schedule()
         if fault is not None and fault.kind == "http":
             error = dialect.error(fault.status, retry_after=fault.retry_after, call=call)
             return immediate(HttpResponse(error.status, error.headers + request_id, error.body))

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from ._plan import Plan
 
-End = Literal["complete", "abort", "stall"]
-"""After the last write: keep the connection for the next request, close it mid-body, or fall
-silent with the connection open until the client leaves."""
+End = Literal["complete", "abort", "stall", "reset"]
+"""After the last write: keep the connection for the next request, close it mid-body, fall
+silent with the connection open until the client leaves, or reset it (RST, no FIN)."""
 
 FRAGMENT_PAUSE_MS = (1.0, 3.0)
 
@@ -120,6 +120,11 @@ def immediate(response: HttpResponse) -> WireSchedule:
     """A whole response sent on arrival (an error before any stream, an admin answer)."""
     data = response_head(response.status, response.headers, length=len(response.body)) + response.body
     return WireSchedule((0.0,), ((data,),), (0,), "complete", status=response.status)
+
+
+def reset_schedule() -> WireSchedule:
+    """No byte at all: the connection is reset as soon as the request is read (`reset`, `refuse`)."""
+    return WireSchedule((0.0,), ((),), (0,), "reset", status=0)
 
 
 def stream_schedule(

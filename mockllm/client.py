@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-FINAL_OUTCOMES = frozenset({"completed", "client_closed", "disconnected", "http_error", "rejected"})
+FINAL_OUTCOMES = frozenset({"completed", "client_closed", "disconnected", "http_error", "rejected", "reset"})
 
 
 class MockLLMError(RuntimeError):

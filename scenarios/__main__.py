@@ -1,6 +1,8 @@
 """`python -m scenarios run --target URL --profile NAME_OR_FILE --mock URL ...`
 
-Also `python -m scenarios settings NAME_OR_FILE`: every setting a run of that profile uses, with its
+Also `python -m scenarios probe --target URL --profile P --mock URL ...`: a pre-flight (the routes
+answer, the credentials are accepted, the backend's LLM calls reach the mock) that ends with the run
+command to go on with; `settings NAME_OR_FILE`: every setting a run of that profile uses, with its
 value unless told otherwise and its meaning; `list`: the library; `reference`: the harness's own proof.
 
 Exit status: 0 when every MUST check passed, 1 when one failed (or a scenario could not run),
@@ -15,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+import httpx
+
 from contracts import SpecError, contract_profiles, load_profile, read_yaml
 from reports import write_atomic, write_conformance
 
@@ -22,6 +26,7 @@ from ._console import conformant, print_progress, print_summary
 from ._credentials import Credentials
 from ._errors import UsageError
 from ._junit import junit_xml
+from ._probe import describe, probe
 from ._reference_run import conform_reference, mock_and_reference
 from ._results import RunResult
 from ._run_settings import describe_settings
@@ -33,15 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     go = commands.add_parser("run", help="run the scenario library against an implementation")
-    go.add_argument("--target", required=True, help="the implementation's base URL")
-    go.add_argument("--profile", required=True, help=f"a built-in profile ({', '.join(contract_profiles())}) or a file")
-    go.add_argument("--mock", required=True, help="the mock LLM the implementation calls")
-    go.add_argument("--jwt-secret", help="the implementation's JWT secret (tokens are minted per scenario)")
-    go.add_argument("--token", help="a token of one user (with --token2, instead of --jwt-secret)")
-    go.add_argument("--token2", help="a token of another user")
-    go.add_argument(
-        "--setting", action="append", default=[], metavar="NAME=VALUE", help="what the target is configured with"
-    )
+    check = commands.add_parser("probe", help="pre-flight: routes, credentials, LLM calls reaching the mock")
+    for command in (go, check):
+        command.add_argument("--target", required=True, help="the implementation's base URL")
+        command.add_argument(
+            "--profile", required=True, help=f"a built-in profile ({', '.join(contract_profiles())}) or a file"
+        )
+        command.add_argument("--mock", required=True, help="the mock LLM the implementation calls")
+        command.add_argument("--jwt-secret", help="the implementation's JWT secret (tokens are minted per scenario)")
+        command.add_argument("--token", help="a token of one user (with --token2, instead of --jwt-secret)")
+        command.add_argument("--token2", help="a token of another user")
+        command.add_argument(
+            "--setting", action="append", default=[], metavar="NAME=VALUE", help="what the target is configured with"
+        )
     go.add_argument("--tag", action="append", default=[], help="run only scenarios with this tag (repeatable)")
     go.add_argument(
         "--scenarios",
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reference":
             library()  # a broken library file is refused before any server starts
             return _reference(args.out)
+        if args.command == "probe":
+            return _probe(args)
         config = _config(args)
         result = asyncio.run(run(config))
     except (SpecError, UsageError) as err:
@@ -95,6 +106,17 @@ def _reference(out: Path) -> int:
         ok = conformant(conform_reference(mock, target, out))
     print(f"reports: {out.resolve()}/<profile>.html")
     return 0 if ok else 1
+
+
+def _probe(args: argparse.Namespace) -> int:
+    args.scenarios, args.tag, args.concurrency, args.budget_s, args.baseline, args.quiet = [], [], 1, 30.0, None, True
+    config = _config(args)
+    try:
+        report = asyncio.run(probe(config, args.profile))
+    except httpx.HTTPError as err:
+        raise UsageError(f"--mock {config.mock}: the mock LLM's admin API does not answer ({err})") from None
+    print(describe(report, config))
+    return 0 if report.ok else 1
 
 
 def _config(args: argparse.Namespace) -> RunConfig:

@@ -20,6 +20,7 @@ from contracts import FIELD_RULES, Operation, Profile, field_value, json_path, j
 
 from ._results import Exchange
 from ._stream import SENTINEL, StreamView
+from ._timing import heartbeat_tolerance_s
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class StepView:
     # What earlier steps as another user sent the LLM and what it answered them: none of it may reach the
     # LLM in this step's requests (auth.isolation)
     foreign: tuple[str, ...] = ()
+    # The messages of bad requests the target refused earlier in the scenario: none may be stored
+    refused: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         if self.final is None:
@@ -263,6 +266,10 @@ def _names_field(view: StepView, param: Any) -> Outcome:
 
 @check("validation.no-side-effect")
 def _no_side_effect(view: StepView, param: Any) -> Outcome:
+    """On the refused request: no LLM call in the journal. On a history read after refusals: none of
+    the refused requests' messages is stored (each carries its own number and the marker)."""
+    if view.operation is not None and view.operation.messages is not None:
+        return _nothing_stored(view)
     if view.final is None or view.final.status is None or view.final.status < 400:
         return NotChecked("the request was not refused")
     if view.journal:
@@ -330,8 +337,8 @@ _UPSTREAM_INTERNALS = (
     (
         "a parser's or an SDK's exception text",
         re.compile(
-            r"line \d+ column \d+ \(char \d+\)|Unexpected token .{1,20} in JSON at position \d+"
-            r"|Unexpected end of JSON input|Error code: [1-5]\d\d - "
+            r"line \d+ column \d+ \(char \d+\)|\bin JSON at position \d+|\bis not valid JSON\b"
+            r"|Unexpected end of JSON input|Error code: [1-5]\d\d - |\b[1-5]\d\d status code \(no body\)"
         ),
     ),
 )
@@ -701,15 +708,27 @@ def _first_event(view: StepView, param: Any) -> Outcome:
 
 @check("stream.max-gap")
 def _max_gap(view: StepView, param: Any) -> Outcome:
-    limit = float(param) if isinstance(param, (int, float)) and param is not True else view.timing.max_gap_s
+    """No silence between two reads exceeds the LLM's own longest silence for this request (its TTFT or
+    a write gap, from the journal) by more than the allowed slack (`param` seconds, or the timing's)."""
+    if param is False:
+        return NotChecked("the LLM falls silent for good here on purpose: no gap to judge")
+    slack = float(param) if isinstance(param, (int, float)) and param is not True else view.timing.max_gap_s
     times = [t for _, _, t in view.reads]
     if view.stream is None or len(times) < 2:
         return NotChecked("fewer than two reads")
+    achieved = ((view.journal[-1] if view.journal else {}).get("achieved")) or {}
+    silences = [achieved.get("ttft_ms") or 0.0, *(achieved.get("itl_ms") or ())]
+    llm_s = max(silences) / 1000
+    limit = llm_s + slack
     gaps = [(b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(times))]
     worst, read = max(gaps)
     if worst > limit:
         event = next((p for p, item in enumerate(view.stream.events) if item.event.read >= read), None)
-        return Fail(f"{worst:.3f} s of silence before read {read} (limit {limit:g} s)", event)
+        return Fail(
+            f"{worst:.3f} s of silence before read {read} (limit {limit:g} s: the LLM's longest silence "
+            f"{llm_s:.3f} s, plus {slack:g} s)",
+            event,
+        )
     return Pass(f"largest gap {worst * 1000:.1f} ms")
 
 
@@ -762,7 +781,7 @@ def _heartbeat(view: StepView, param: Any) -> Outcome:
     if isinstance(stream, NotChecked):
         return stream
     interval = float(view.settings["heartbeat_s"])
-    limit = interval * 3 + 0.5  # room for a busy server, well below the silence the scenario arranges
+    limit = heartbeat_tolerance_s(view.settings)  # well below the silence the scenario arranges
     kinds = view.profile.stream.heartbeat_kinds
     beats = [c.time for c in stream.comments] + [i.event.time for i in stream.events if i.kind in kinds]
     if not beats:
@@ -913,7 +932,7 @@ def _cancelled(view: StepView, param: Any) -> Outcome:
     finished = None if duration is None else entry.get("time", 0.0) + duration / 1000
     if outcome != "in_progress" and finished is not None and stopped is not None and finished <= stopped:
         return NotChecked("the LLM had finished its answer before the client left")
-    return Fail(f"the LLM request was still open 2.5 s after the client left (journal outcome: {outcome})")
+    return Fail(f"the LLM request was still open after the client left (journal outcome: {outcome})")
 
 
 # -- stored history -----------------------------------------------------------------------------------
@@ -932,6 +951,19 @@ def _history(view: StepView) -> list[tuple[str, str]] | Fail | NotChecked:
         return Fail("the history is not a list")
     op = view.operation
     return [(str(m.get(op.role_field, "")), str(m.get(op.content_field, ""))) for m in items if isinstance(m, dict)]
+
+
+def _nothing_stored(view: StepView) -> Outcome:
+    if not view.refused:
+        return NotChecked("no bad request was refused earlier in the scenario")
+    history = _history(view)
+    if not isinstance(history, list):
+        return history
+    for role, text in history:
+        stored = next((m for m in view.refused if m in text), None)
+        if stored is not None:
+            return Fail(f"the history holds a refused request's message ({role}: {stored!r})")
+    return Pass(f"none of the {len(view.refused)} refused messages is stored")
 
 
 @check("history.content")

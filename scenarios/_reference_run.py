@@ -30,6 +30,7 @@ from ._scenarios import library
 # One CORS origin allowed (the server's default is every origin), so a foreign one is refused.
 REFERENCE_SETTINGS = {
     "heartbeat_s": "0.5", "session_ttl_s": "1.5", "upstream_timeout_s": "5", "cors_origin": "http://localhost:5173",
+    "mock_exclusive": "true",  # the reference run's mock is its own (upstream-refused may take it down)
 }  # fmt: skip
 REFERENCE_SECRET = "reference-conformance-secret-0123456789abcdef"
 # The reference server's flag for each conformance setting it is started with.
@@ -46,7 +47,7 @@ def start_reference_for(
     """The reference server (every profile) against the mock at `mock_url`, with the conformance
     settings `REFERENCE_SETTINGS` (and `settings` over them) as its flags, its SQLite file in `workdir`."""
     chosen = {**REFERENCE_SETTINGS, **(settings or {})}
-    flags = [flag for key, option in _FLAGS.items() for flag in (option, chosen[key])]
+    flags = [flag for key, option in _FLAGS.items() for flag in (option, chosen[key])]  # mock_exclusive: no flag
     database = f"sqlite+aiosqlite:///{workdir}/{name}.sqlite3"
     return start_reference(f"{mock_url}/v1", "--jwt-secret", REFERENCE_SECRET, *flags, "--database-url", database,
                            *extra, log=workdir / f"{name}_server.log")  # fmt: skip

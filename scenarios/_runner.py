@@ -15,21 +15,31 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
 from contracts import DEFAULT_SETTINGS, SETTINGS, Call, Operation, Profile, TemplateError, json_path, render
 
+from ._bad_input import BadInput, bad_inputs
 from ._checks import CHECKS, STATUS_CHECKS, Fail, NotChecked, Pass, StepView, Turn, answer_problem, error_texts
 from ._credentials import Credentials
 from ._errors import UsageError
 from ._results import CheckResult, Exchange, RunResult, ScenarioResult
 from ._scenarios import Scenario, Step, Timing
+from ._timing import (
+    SLACK_S,
+    cancel_wait_s,
+    client_timeout_s,
+    heartbeat_stall_s,
+    heartbeat_tolerance_s,
+    pause_of,
+    stream_timing,
+)
 from ._transport import Request, StreamRead, send
 
 # Answer rules the run puts first at the mock (so they win), keyed by tags only its prompts carry.
@@ -58,14 +68,12 @@ ABORTED_STREAM_CHECKS = (
     "wire.framing", "wire.json", "stream.content-type", "stream.charset", "stream.cache-control",
     "stream.accel-buffering", "stream.grammar", "stream.fields", "stream.first-event", "stream.text",
 )  # fmt: skip
+# A mock fault that takes the whole mock down for a while (`refuse,for=S`).
+_TAKES_MOCK_DOWN = re.compile(r"\s*refuse\b")
 # The checks whose pass means "the input was refused": a 404 or 405 passes them only where the same
 # operation answered a valid request with success earlier in the scenario (a missing route refuses
 # every request, and that is no validation).
 REFUSAL_STATUS_CHECKS = ("validation.status", "validation.empty-message")
-# After a client abort, how long the implementation has to close its LLM request: long enough for a
-# server that notices the disconnect at its next (heartbeat) write, short of any upstream timeout
-# that would close the request anyway.
-ABORT_CANCEL_S = 2.5
 
 
 @dataclass
@@ -97,7 +105,8 @@ async def run(config: RunConfig) -> RunResult:
     started = perf_counter()
     run_id = uuid.uuid4().hex[:6]
     limits = httpx.Limits(max_connections=config.concurrency * 4, max_keepalive_connections=config.concurrency * 2)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=limits) as client:
+    timeout = httpx.Timeout(client_timeout_s(settings, config.budget_s))
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         await _install_mock_rules(client, config.mock)
         shared = [s for s in config.scenarios if not s.exclusive]
         exclusive = [s for s in config.scenarios if s.exclusive]
@@ -191,10 +200,12 @@ class ScenarioRun:
         # (auth mode, text) of what earlier steps sent the LLM and what it answered: what another user's step
         # may not carry to the LLM (auth.isolation)
         self.said: list[tuple[str, str]] = []
+        # bad-input messages the target refused: none may be stored (validation.no-side-effect, on a history read)
+        self.refused: list[str] = []
+        self._variant = ""  # the bad input the current step sends, if any
 
     def _base_variables(self) -> dict[str, Any]:
         s = self.settings
-        heartbeat = float(s["heartbeat_s"])
         return {
             "marker": self.marker,
             "user": self.user.user,
@@ -204,15 +215,14 @@ class ScenarioRun:
             # One character over the limit the run was told (none: no limit, and none is sent).
             "long_message": f"{self.marker} " + "x" * int(s["message_limit"]) if s.get("message_limit") else None,
             # A silence well past the heartbeat check's tolerance, yet inside the upstream timeout.
-            "heartbeat_stall_s": round(min(heartbeat * 5 + 1.0, 0.8 * float(s["upstream_timeout_s"])), 3),
+            "heartbeat_stall_s": heartbeat_stall_s(s),
         }
 
     def _timing(self) -> Timing:
-        timing = self.scenario.timing
-        if "upstream_timeout_s" in self.scenario.settings:
-            deadline = float(self.settings["upstream_timeout_s"]) + timing.deadline_s
-            return Timing(timing.first_event_s, timing.max_gap_s, deadline, timing.close_grace_s)
-        return timing
+        fault = render(self.scenario.mock_fault, self.variables) if self.scenario.mock_fault else None
+        self._pause_s = pause_of(fault)
+        judges = "upstream_timeout_s" in self.scenario.settings
+        return stream_timing(self.scenario.timing, self.settings, pause_of(fault), judges_upstream_timeout=judges)
 
     # -- the scenario ---------------------------------------------------------------------------------
 
@@ -233,8 +243,10 @@ class ScenarioRun:
                 return self.result
             if self.scenario.mock_fault:
                 await self._arm(render(self.scenario.mock_fault, self.variables))
-            for index, step in enumerate(self.scenario.steps):
+            for index, step in enumerate(self._expanded(self.scenario.steps)):
                 await self._step(index, step)
+            if self.scenario.mock_fault and _TAKES_MOCK_DOWN.match(self.scenario.mock_fault):
+                await self._mock_back()
             self.result.settle()
         except (TemplateError, UsageError, KeyError) as err:
             self.result.verdict, self.result.reason = "error", f"{type(err).__name__}: {err}"
@@ -245,6 +257,30 @@ class ScenarioRun:
                 await self._fresh_client.aclose()
             self.result.duration_ms = (perf_counter() - started) * 1000
         return self.result
+
+    def _expanded(self, steps: tuple[Step, ...]) -> list[Step]:
+        """The steps, each `input: derived` one as one step per bad input of its operation, its
+        expectations fitted to the variant: the status check it names, the field it is about."""
+        out: list[Step] = []
+        for step in steps:
+            if step.optional and step.do not in self.profile.operations:
+                continue
+            if not step.derived_input:
+                out.append(step)
+                continue
+            body_text = f"Refuse this body {self.marker}"
+            for number, variant in enumerate(bad_inputs(self.profile.operations[step.do], body_text), 1):
+                expect = dict(step.expect)
+                if "validation.status" in expect:
+                    del expect["validation.status"]
+                    expect[variant.status_check] = variant.status
+                if "validation.names-field" in expect:
+                    del expect["validation.names-field"]
+                    if variant.field is not None:
+                        expect["validation.names-field"] = variant.field
+                text = body_text if variant.raw_body is not None else f"Refuse me ({number}) {self.marker}"
+                out.append(replace(step, variables={**step.variables, "message": text}, expect=expect, variant=variant))
+        return out
 
     def _not_applicable(self) -> str:
         missing = self.scenario.missing(self.profile)
@@ -267,7 +303,7 @@ class ScenarioRun:
                 f"(--budget-s {math.ceil(waits)} judges it)"
             )
         if "heartbeat_s" in self.scenario.settings:
-            tolerance = float(self.settings["heartbeat_s"]) * 3 + 0.5
+            tolerance = heartbeat_tolerance_s(self.settings)
             if self.variables["heartbeat_stall_s"] <= tolerance:
                 room = math.ceil((tolerance + 1.0) / 0.8)
                 return (
@@ -281,8 +317,7 @@ class ScenarioRun:
         if "upstream_timeout_s" in self.scenario.settings:
             total += float(self.settings["upstream_timeout_s"])
         if self.scenario.mock_fault:
-            stall = re.search(r"for=([\d.]+)", str(render(self.scenario.mock_fault, self.variables)))
-            total += float(stall.group(1)) if stall else 0.0
+            total += pause_of(render(self.scenario.mock_fault, self.variables))
         return total
 
     def _wait_seconds(self, step: Step) -> float:
@@ -300,6 +335,7 @@ class ScenarioRun:
     # -- a step ---------------------------------------------------------------------------------------
 
     async def _step(self, index: int, step: Step) -> None:
+        self._variant = step.variant.label if step.variant is not None else ""
         if step.do == "wait":
             await asyncio.sleep(self._wait_seconds(step))
             return
@@ -351,6 +387,7 @@ class ScenarioRun:
             variables=variables,
             leaks=self._leaks(),
             foreign=tuple(text for mode, text in self.said if mode != step.auth),
+            refused=tuple(self.refused),
         )
         self._judge(index, step, view, run)
         self._remember_turn(view, run, message)
@@ -358,6 +395,9 @@ class ScenarioRun:
             self.served.setdefault(operation.name, index)
         elif step.expect.keys().isdisjoint(STATUS_CHECKS) and run.final is not None:
             self.missed.setdefault(operation.name, (index, run.final.status))  # a request meant to succeed
+        refused = run.final is not None and run.final.status is not None and 400 <= run.final.status < 500
+        if step.variant is not None and refused and isinstance(message, str) and _sent(message, run.exchanges):
+            self.refused.append(message)
         if isinstance(message, str) and message.strip():
             self.said.append((step.auth, message))
         self.said += [(step.auth, entry["answer"]) for entry in journal if (entry.get("answer") or "").strip()]
@@ -395,8 +435,9 @@ class ScenarioRun:
         self, index: int, operation: Operation, step: Step, variables: dict[str, Any], implicit: bool = False
     ) -> StepRun:
         out = StepRun()
-        for call in operation.calls:
-            request = self._request(call, step if not implicit else Step(do="open"), variables)
+        for number, call in enumerate(operation.calls):
+            variant = step.variant if not implicit and step.variant and step.variant.call == number else None
+            request = self._request(call, step if not implicit else Step(do="open"), variables, variant)
             exchange, stream = await send(
                 self._client_for(step),
                 request,
@@ -421,6 +462,8 @@ class ScenarioRun:
             elif call.preferred_status is not None:
                 tolerated = f"{call.method} {call.path} answered {exchange.status}; {call.preferred_status} is expected"
                 out.preferred.append(tolerated if exchange.status != call.preferred_status else None)
+            if variant is not None:
+                break  # the bad input was taken: that answer is the verdict (validation.status), not the calls after
             body = _json_body(exchange) if call.answer or call.capture else None
             if call.answer:
                 out.answers.append(self._answer_problem(call, body, variables))
@@ -435,10 +478,11 @@ class ScenarioRun:
             host = httpx.URL(self.config.target).host
             local = f"127.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250 + 2}"
             transport = httpx.AsyncHTTPTransport(local_address=local) if host.startswith("127.") else None
-            self._fresh_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=transport)
+            timeout = httpx.Timeout(client_timeout_s(self.settings, self.config.budget_s))
+            self._fresh_client = httpx.AsyncClient(timeout=timeout, transport=transport)
         return self._fresh_client
 
-    def _request(self, call: Call, step: Step, variables: dict[str, Any]) -> Request:
+    def _request(self, call: Call, step: Step, variables: dict[str, Any], variant: BadInput | None = None) -> Request:
         path = render(call.path, variables)
         query = {k: v for k, v in render(dict(call.query), variables).items()}
         headers = render(dict(call.headers), variables)
@@ -455,10 +499,16 @@ class ScenarioRun:
         body = render(call.json, variables) if call.json is not None else None
         if isinstance(body, dict) and step.json_add:
             body = {**body, **render(dict(step.json_add), variables)}
+        if variant is not None and variant.raw_body is None:
+            if isinstance(body, dict):
+                body = variant.apply(body)
+            else:
+                query = variant.apply(query)
         url = self.config.target.rstrip("/") + path
         if query:
             url += ("&" if "?" in url else "?") + urlencode({k: str(v) for k, v in query.items()})
-        return Request(call.method, url, headers, body, call.json is not None)
+        raw = variant.raw_body if variant is not None else None
+        return Request(call.method, url, headers, body, call.json is not None, raw_body=raw)
 
     def _token(self, mode: str) -> str | None:
         if mode == "none":
@@ -492,13 +542,34 @@ class ScenarioRun:
                             variables[name] = self.variables[name] = json_path(item.payload, path)
                         break
 
+    async def _read_mock(self, path: str, params: Mapping[str, str]) -> httpx.Response:
+        """A GET of the mock's admin API. While the mock is down on purpose (a `refuse,for=S` fault: new
+        connections refused for S seconds), it is tried again until the mock listens again."""
+        until = perf_counter() + self._pause_s + SLACK_S
+        while True:
+            try:
+                return await self.client.get(f"{self.config.mock}{path}", params=params)
+            except httpx.ConnectError:
+                if perf_counter() > until:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _mock_back(self) -> None:
+        """Wait until the mock takes new connections again, so that what runs next finds it up."""
+        until = perf_counter() + self._pause_s + SLACK_S
+        while perf_counter() < until:
+            try:
+                async with httpx.AsyncClient(timeout=1.0) as fresh:
+                    await fresh.get(f"{self.config.mock}/_mock/stats")
+                return
+            except httpx.ConnectError:
+                await asyncio.sleep(0.1)
+
     async def _journal(self, *, settle: bool) -> list[dict[str, Any]]:
         """The journal entries this step caused; waits for their final outcome when `settle`."""
-        deadline = perf_counter() + (ABORT_CANCEL_S if settle else 0.5)
+        deadline = perf_counter() + (cancel_wait_s(self.settings) if settle else 0.5)
         while True:
-            response = await self.client.get(
-                f"{self.config.mock}/_mock/journal", params={"prompt_contains": self.marker}
-            )
+            response = await self._read_mock("/_mock/journal", {"prompt_contains": self.marker})
             response.raise_for_status()
             entries = response.json()["entries"]
             new = [e for e in entries if e["id"] not in self.journal_seen]
@@ -574,6 +645,8 @@ class ScenarioRun:
 
     def _record(self, index: int, name: str, outcome: Pass | Fail | NotChecked) -> None:
         level = self.profile.level(name)
+        if self._variant:  # which bad input this step sent: each variant is its own step
+            outcome = _labelled(outcome, self._variant)
         if isinstance(outcome, Pass):
             self.result.checks.append(CheckResult(name, level, "passed", outcome.message, index))
         elif isinstance(outcome, NotChecked):
@@ -604,6 +677,19 @@ class ScenarioRun:
         if failed:
             return
         self.turns.setdefault(str(conversation), []).append(Turn(message, answer, received, partial))
+
+
+def _sent(text: str, exchanges: list[Exchange]) -> bool:
+    """The text went out in one of the requests (a variant may have replaced the message itself)."""
+    return any(text in (e.request_body or "") or quote_plus(text) in e.url for e in exchanges)
+
+
+def _labelled(outcome: Pass | Fail | NotChecked, label: str) -> Pass | Fail | NotChecked:
+    if isinstance(outcome, NotChecked):
+        return NotChecked(f"[{label}] {outcome.reason}")
+    if isinstance(outcome, Fail):
+        return Fail(f"[{label}] {outcome.message}", outcome.event)
+    return Pass(f"[{label}] {outcome.message}".rstrip())
 
 
 def _json_body(exchange: Exchange) -> Any:

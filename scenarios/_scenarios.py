@@ -12,8 +12,9 @@
           stream.outcome: error
           stream.text: prefix
 
-Every stream step also gets the stream checks of `DEFAULT_STREAM_CHECKS`, with the deadlines of
-`timing`, unless it sets `stream_checks: false` or the client stops it early.
+Every stream step also gets the stream checks of `_runner.STREAM_CHECKS`, unless it sets
+`stream_checks: false` or the client stops it early. Their deadlines derive from the run's settings
+(`_timing`); a scenario's `timing:` may fix any of them itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 
 from contracts import CATALOG, Profile, Spec, SpecError, read_yaml
 
+from ._bad_input import BadInput
+
 LIBRARY_DIR = Path(__file__).parent / "library"
 AUTH_MODES = ("user", "other", "none", "invalid", "expired", "unsigned", "query")
 CLIENT_OPTIONS = ("abort_after", "read_delay_s", "eventsource", "fresh_source")
@@ -33,9 +36,11 @@ CLIENT_OPTIONS = ("abort_after", "read_delay_s", "eventsource", "fresh_source")
 
 @dataclass(frozen=True)
 class Timing:
-    first_event_s: float = 10.0
-    max_gap_s: float = 5.0
-    deadline_s: float = 30.0
+    """A stream step's bounds; None: derived from the run's settings (`_timing.stream_timing`)."""
+
+    first_event_s: float | None = None
+    max_gap_s: float | None = None  # beyond the LLM's own longest silence for the request
+    deadline_s: float | None = None
     close_grace_s: float = 2.0  # after the terminal event, the response must end within this
 
 
@@ -53,6 +58,11 @@ class Step:
     wait_factor: float = 1.0
     wait_extra_s: float = 0.0
     repeat: int | str = 1  # times to send the operation (checks see the last); `rate_limit`: its N + 1
+    # `input: derived`: the step is sent once per bad input derived from the operation's declared
+    # request fields (`_bad_input`), each judged by the step's `expect`; `variant` is one of them
+    derived_input: bool = False
+    variant: BadInput | None = None
+    optional: bool = False  # left out where the profile lacks the operation (the scenario still runs)
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,16 @@ class Scenario:
         """What the scenario needs that the profile lacks (operations, capabilities): not applicable there."""
         missing = [need for need in self.requires if not profile.has(need)]
         for step in self.steps:
+            if step.optional and step.do not in profile.operations:
+                continue
             if step.do != "wait" and step.do not in profile.operations and step.do not in missing:
                 missing.append(step.do)
+            elif (
+                step.derived_input
+                and step.do in profile.operations
+                and not any(c.request for c in profile.operations[step.do].calls)
+            ):
+                missing.append(f"request fields declared for {step.do}")
         return missing
 
 
@@ -135,7 +153,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
 def _step(spec: Spec) -> Step:
     spec.only(
         "do", "message", "vars", "auth", "json_add", "headers", "client", "expect", "stream_checks",
-        "seconds", "factor", "extra_s", "repeat",
+        "seconds", "factor", "extra_s", "repeat", "input", "optional",
     )  # fmt: skip
     do = spec.get("do", str)
     variables = dict(spec.get("vars", dict, {}))
@@ -152,6 +170,9 @@ def _step(spec: Spec) -> Step:
     for check in expect:
         if check not in CATALOG:
             raise spec.error(f"expect.{check}", "unknown check id (see contracts/checks.yaml)")
+    derived = spec.get("input", str, "")
+    if derived not in ("", "derived"):
+        raise spec.error("input", f"expected `derived` (bad input from the profile's request fields), got {derived!r}")
     seconds = spec.get("seconds", (int, float, str), 0.0)
     if do == "wait" and not seconds:
         raise spec.error("seconds", "a `wait` step needs `seconds` (a number or a setting's name)")
@@ -168,6 +189,8 @@ def _step(spec: Spec) -> Step:
         wait_factor=spec.get("factor", float, 1.0),
         wait_extra_s=spec.get("extra_s", float, 0.0),
         repeat=_repeat(spec),
+        derived_input=bool(derived),
+        optional=spec.get("optional", bool, False),
     )
 
 

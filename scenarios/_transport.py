@@ -33,6 +33,7 @@ class Request:
     headers: dict[str, str]
     json_body: Any = None
     has_body: bool = False
+    raw_body: bytes | None = None  # sent as it is instead of the JSON body (bad input: not JSON)
 
 
 @dataclass(slots=True)
@@ -61,7 +62,9 @@ async def send(
     read_delay_s: float = 0.0,
 ) -> tuple[Exchange, StreamRead | None]:
     """Send `request`; read its body whole, or as an event stream when `stream` is given and it is 2xx."""
-    body = json.dumps(request.json_body).encode() if request.has_body else None
+    body = request.raw_body if request.raw_body is not None else None
+    if body is None and request.has_body:
+        body = json.dumps(request.json_body).encode()
     headers = dict(request.headers)
     if body is not None:
         headers.setdefault("Content-Type", "application/json")

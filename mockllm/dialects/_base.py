@@ -19,6 +19,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .._config import MockConfig
 from .._errors import RequestError
+from .._jsonbytes import dumps as dumps
+from .._jsonbytes import json_string as json_string
 from .._plan import Plan
 from .._request import ChatRequest
 from .._wire import HttpResponse, StreamFrames
@@ -98,6 +100,24 @@ def json_text_field(key: bytes) -> re.Pattern[bytes]:
     return re.compile(rb'"' + key + rb'"\s*:\s*"(?!")')
 
 
+HOOKS = "hooks"
+"""The options key under which a dialect with state of its own hands the server its `RequestHooks`."""
+
+
+class RequestHooks(Protocol):
+    """What a dialect that keeps state across requests (a contract's agent, which keeps conversations)
+    does with one request of its own, given in its options under `HOOKS`. The LLM dialects keep none."""
+
+    def planned(self, plan: Plan) -> tuple[Plan, dict[str, Any]]:
+        """Once the response is planned: the plan as this dialect sends it (a `words` join regroups
+        its chunks) and the fields it adds to the journal entry."""
+        ...
+
+    def finished(self, outcome: str) -> None:
+        """The response is over, with this journal outcome (`completed`, `client_closed`, ...)."""
+        ...
+
+
 class Dialect(Protocol):
     """A provider's wire format, described once: its module's class, registered with
     `mockllm.dialects.register`."""
@@ -133,27 +153,6 @@ class Dialect(Protocol):
         """The answer text one event of this dialect's stream carries (None: it carries none);
         `event` is its SSE event type, `payload` its data as JSON."""
         ...
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON with UTF-8 text as it is, as the providers send it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def json_string(text: str) -> bytes:
-    """A JSON string literal, as json.dumps writes it. Runs once per chunk; answers reuse a small
-    vocabulary, so most chunks are a dictionary hit."""
-    found = _ESCAPED.get(text)
-    if found is None:
-        found = _encode_string(text).encode()
-        if len(_ESCAPED) < _ESCAPED_MAX:
-            _ESCAPED[text] = found
-    return found
-
-
-_encode_string = json.encoder.encode_basestring
-_ESCAPED: dict[str, bytes] = {}
-_ESCAPED_MAX = 200_000
 
 
 class TextFrames(Sequence[bytes]):

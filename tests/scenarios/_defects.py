@@ -1172,6 +1172,75 @@ _ASGI_HTTP_KEYS = (
 )
 
 
+class ServerErrorOnBadBody:
+    """bad-body-500 (sessions): a chat body that is not a JSON object (not JSON, or an array) gets a
+    500 with a JSON body, as a handler that reads `body.message` before validating does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not route(scope, "POST", r"/api/chat(/stream)?/?"):
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        try:
+            ok = isinstance(json.loads(body), dict)
+        except ValueError:
+            ok = False
+        if ok:
+            await self.app(scope, replay(body, receive), send)
+            return
+        answer = b'{"error": "Internal Server Error"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def number_content_served(scope: Scope, body: bytes) -> tuple[Scope, bytes]:
+    """number-content-served (conversation-events): a message `content` that is a number is stored and
+    answered as its text (`String(content)`), where the contract asks for a string."""
+    if route(scope, "POST", r"/api/v1/chat/conversations/[^/]+/messages/?"):
+        body = edit_json(body, lambda p: {**p, "content": str(p["content"])} if _is_number(p.get("content")) else p)
+    return scope, body
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class StoredWhenRefused:
+    """stored-when-refused (start-stream): a `/chat/start` refused with 400/422 still stores its prompt in
+    the chat it names (no LLM call), as a handler that saves the user turn before it validates the rest."""
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self.store = core_of(app).store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not route(scope, "POST", r"/chat/start/?"):
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        refused: list[int] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (400, 422):
+                refused.append(message["status"])
+            await send(message)
+
+        await self.app(scope, replay(body, receive), watch)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return
+        if refused and isinstance(payload, dict) and isinstance(payload.get("chatId"), str):
+            prompt = payload.get("prompt")
+            if isinstance(prompt, str) and prompt:
+                with contextlib.suppress(Exception):  # an unknown chat: nothing to store it in
+                    await self.store.add_message(payload["chatId"], "user", prompt)
+
+
 class RejectsAfterCalling:
     """rejects-after-calling (sessions): a chat call rejected with 400/422 still gets its 4xx, but a
     fixed-up copy of it (message cut or filled in, unknown fields dropped) was served first, as

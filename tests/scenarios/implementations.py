@@ -40,7 +40,8 @@ HEARTBEAT_S = 0.5
 ALLOWED_MODEL = "mock-model"
 FORBIDDEN_MODEL = "gpt-4o"
 CORS_ORIGIN = "http://app.example"
-# Just past the suite's default limits (scenarios: first event within 10 s, no read gap over 5 s).
+# Past the limits a run derives from these settings (scenarios/_timing.py: a first event within the
+# LLM timeout + a heartbeat + 2 s = 7.5 s; no read gap over the LLM's own longest silence + 5 s).
 FIRST_EVENT_DELAY_S = 10.5
 MID_STREAM_GAP_S = 5.5
 
@@ -313,6 +314,27 @@ _add(
     "validation.no-side-effect",
     "gate: a rejected chat call gets its 4xx after a fixed-up copy was served (LLM called, turn stored)",
     d.RejectsAfterCalling,
+)
+_add(
+    "bad-body-500",
+    SS,
+    "validation.status",
+    "gate: a chat body that is not a JSON object (not JSON, or an array) gets 500 with a JSON body",
+    d.ServerErrorOnBadBody,
+)
+_add(
+    "number-content-served",
+    CE,
+    "validation.status",
+    "request edit: a message `content` that is a number is served as its text",
+    d.requests(d.number_content_served),
+)
+_add(
+    "stored-when-refused",
+    ST,
+    "validation.no-side-effect",
+    "gate: a /chat/start refused with 400/422 still stores its prompt in the chat it names (no LLM call)",
+    d.StoredWhenRefused,
 )
 _add(
     "plain-text-errors",

@@ -86,6 +86,18 @@ def _broken(path: list[str], value: Any) -> dict[str, Any]:
         (["levels"], {"stream.text": "MAY"}, "levels.stream.text", "MUST or SHOULD"),
         (["stream", "after_terminal_when"], {"done": "x"}, "stream.after_terminal_when.done", "not in after_terminal"),
         (["stream", "fields", "content", "content"], "words", "stream.fields.content.content", "unknown rule"),
+        (
+            ["operations", "stream", "calls", 0, "request"],
+            {"message": "txt"},
+            "operations.stream.calls[0].request.message",
+            "expected one of text, string, uuid",
+        ),
+        (
+            ["operations", "stream", "calls", 0, "request"],
+            {"prompt": "text"},
+            "operations.stream.calls[0].request.prompt",
+            "neither the call's `json:` nor its `query:`",
+        ),
     ],
 )
 def test_a_wrong_profile_names_the_field(path: list, value: Any, named: str, says: str) -> None:
@@ -117,6 +129,7 @@ GOOD_SCENARIO = {"name": "x", "steps": [{"do": "stream", "message": "hi {marker}
         ({"steps": [{"do": "stream", "repeat": 0}]}, "steps[0].repeat", "at least 1"),
         ({"timing": {"deadline_s": "soon"}}, "timing.deadline_s", "expected a number"),
         ({"mock": {"fault": 500}}, "mock.fault", "expected a string"),
+        ({"steps": [{"do": "stream", "input": "random"}]}, "steps[0].input", "expected `derived`"),
     ],
 )
 def test_a_wrong_scenario_names_the_field(change: dict, named: str, says: str) -> None:
