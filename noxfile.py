@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -20,9 +22,14 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite against real servers on loopback ports."""
+    """The test suite against real servers on loopback ports, in parallel processes (pytest-xdist).
+
+    Most of its time is waiting (a stall waited out, an expiry, a heartbeat), not computing, so it
+    runs one process more than the machine has cores; `--dist loadfile` keeps a module's servers and
+    its tests in one process. `nox -s tests -- -n 0 ...` runs in one process."""
     session.install("-e", ".[dev]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    workers = str(max(3, (os.cpu_count() or 1) + 1))
+    session.run("python", "-m", "pytest", "-n", workers, "--dist", "loadfile", *session.posargs)
 
 
 @nox.session(python=PYTHON)

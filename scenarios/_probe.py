@@ -21,8 +21,9 @@ from contracts import Profile
 
 from ._results import ScenarioResult
 from ._run_settings import setting_rows
-from ._runner import RunConfig, run
+from ._runner import RunConfig, effective_settings, run
 from ._scenarios import Scenario, Step, Timing, library
+from ._timing import client_timeout_s
 
 # What a mock's base URL is for each dialect a backend may speak (what to tell its LLM client).
 LLM_BASE_URLS = (
@@ -79,7 +80,8 @@ async def probe(config: RunConfig, profile_arg: str) -> ProbeReport:
     tag = f"probe{uuid.uuid4().hex[:10]}"
     scenario = probe_scenario(config.profile, tag)
     result = await run(replace(config, scenarios=[scenario], progress=None))
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    settings = effective_settings(config.profile, config.settings)
+    async with httpx.AsyncClient(timeout=client_timeout_s(settings, config.budget_s)) as client:
         response = await client.get(f"{config.mock}/_mock/journal", params={"prompt_contains": tag})
         response.raise_for_status()
     return assess(config, scenario, result.scenarios[0], response.json()["entries"], profile_arg)

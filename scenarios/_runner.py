@@ -559,7 +559,7 @@ class ScenarioRun:
         until = perf_counter() + self._pause_s + SLACK_S
         while perf_counter() < until:
             try:
-                async with httpx.AsyncClient(timeout=1.0) as fresh:
+                async with httpx.AsyncClient(timeout=SLACK_S) as fresh:
                     await fresh.get(f"{self.config.mock}/_mock/stats")
                 return
             except httpx.ConnectError:

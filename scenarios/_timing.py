@@ -67,9 +67,10 @@ def heartbeat_tolerance_s(settings: Mapping[str, str]) -> float:
 
 
 def heartbeat_stall_s(settings: Mapping[str, str]) -> float:
-    """How long the heartbeat scenario silences the LLM: three intervals and a second, well past the
-    tolerance, but inside the upstream timeout (at most 80 % of it), which would end the stream."""
-    return round(min(float(settings["heartbeat_s"]) * 3 + 1.0, 0.8 * float(settings["upstream_timeout_s"])), 3)
+    """How long the heartbeat scenario silences the LLM: three intervals and two seconds, well past the
+    tolerance (a target told to send none, `heartbeat_s=0`, still shows its silence), but inside the
+    upstream timeout (at most 80 % of it), which would end the stream."""
+    return round(min(float(settings["heartbeat_s"]) * 3 + 2.0, 0.8 * float(settings["upstream_timeout_s"])), 3)
 
 
 def cancel_wait_s(settings: Mapping[str, str]) -> float:

@@ -920,6 +920,12 @@ def vague_errors(scope: Scope, whole: Whole) -> Whole | None:
     return whole.with_json({"error": "bad request"}) if whole.status in (400, 422) else None
 
 
+def validation_as_422(scope: Scope, whole: Whole) -> Whole | None:
+    """unknown-field-422 (sessions): every validation error answers 422 (FastAPI's default), where
+    contracts.md §1 names 400 for an unknown body field; the body is unchanged."""
+    return Whole(422, whole.headers, whole.body) if whole.status == 400 else None
+
+
 def no_retry_after(scope: Scope, whole: Whole) -> Whole | None:
     if whole.status != 429:
         return None

@@ -337,6 +337,13 @@ _add(
     d.StoredWhenRefused,
 )
 _add(
+    "unknown-field-422",
+    SS,
+    "validation.status",
+    "answer edit: every 400 answers 422 instead (FastAPI's default), an unknown body field's too",
+    d.answers(d.validation_as_422),
+)
+_add(
     "plain-text-errors",
     CV,
     "validation.body",
