@@ -65,3 +65,22 @@ def bench(session: nox.Session) -> None:
     """Throughput and timing fidelity of the mock and of the load client (prints figures)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "bench.bench_mockllm", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Schemathesis on the reference server's OpenAPI schema, deeper than CI: 200 examples per
+    operation and up to 5 minutes, stateful phase along the schema's links (the same test and checks
+    as tests/reference_server/test_ref_openapi.py; `REFSERVER_FUZZ_SEED=N` for another seed)."""
+    session.install("-e", ".[dev]")
+    env = {"REFSERVER_FUZZ_EXAMPLES": "200", "REFSERVER_FUZZ_MAX_TIME": "300"}
+    test = "tests/reference_server/test_ref_openapi.py::test_schemathesis_finds_no_disagreement"
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-s", test, *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Abort storm, slow reader, idle connections, malformed HTTP, kill -9, auth (loopback, < 5 min;
+    `-- --short` for the CI sizes); prints one table per scenario and a verdict, exit 1 on a failure."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "bench.reliability", *session.posargs)

@@ -1,4 +1,11 @@
-"""Command line: `mockllm serve`, `mockllm demo`, `mockllm check-config`."""
+"""Command line: `mockllm serve`, `mockllm demo`, `mockllm check-config`.
+
+Besides the config file, flags set the seed, the timing, the default answer and the limits on what
+a client may send (`--max-header-bytes`, `--max-headers`, `--max-body-bytes`, `--max-json-depth`,
+`--header-timeout-s`, `--idle-timeout-s`, `--max-connections`: the config's `limits`, see
+`_limits`). `serve` raises the process's open-file limit toward `max_connections` if it can, so
+the cap, not the kernel, is what a flood of connections meets.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import resource
 import signal
 import sys
 import time
@@ -50,11 +58,25 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens-per-chunk", type=int, help="tokens per stream event")
     parser.add_argument("--answer-tokens", type=int, help="fixed length of the default prose answer")
     parser.add_argument("--multibyte", type=float, help="share of prose words made multi-byte (0-1)")
+    limits = parser.add_argument_group("limits (the config's limits section)")
+    for flag, kind, meaning in _LIMIT_FLAGS:
+        limits.add_argument(flag, type=kind, help=meaning)
     parser.add_argument(
         "--contract",
         help="also serve this contract profile's API (a name such as sessions, or a profile file) as its agent: "
         "the upstream of a proxy",
     )
+
+
+_LIMIT_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("--max-header-bytes", int, "request line and header fields of one request; over it: 431 (default 65536)"),
+    ("--max-headers", int, "header fields of one request; over it: 431 (default 100)"),
+    ("--max-body-bytes", int, "a request body; over it: 413 (default 16777216)"),
+    ("--max-json-depth", int, "nesting of a JSON body; deeper: 400 (default 128, at most 512)"),
+    ("--header-timeout-s", float, "a request head not whole this long after its first byte: 408 (default 10)"),
+    ("--idle-timeout-s", float, "a connection with no request in flight is closed after this (default 60)"),
+    ("--max-connections", int, "open connections; one more is answered 503 and closed (default 10000)"),
+)
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,6 +106,13 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         prose["multibyte"] = args.multibyte
     if prose:
         flags["answers"] = {"default": {"prose": prose}}  # merged deeply over the file's prose
+    limits = {}
+    for flag, _, _ in _LIMIT_FLAGS:
+        name = flag.removeprefix("--").replace("-", "_")
+        if getattr(args, name) is not None:
+            limits[name] = getattr(args, name)
+    if limits:
+        flags["limits"] = limits
     return merge(raw, flags)
 
 
@@ -98,8 +127,31 @@ IDLE_POLL_S = 0.05
 IDLE_COLLECT_OBJECTS = 2_000  # fewer new objects than this are not worth a collection
 
 
+FD_RESERVE = 64  # descriptors besides the connections: the listener, the log, the loop's own
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Raise the soft open-file limit toward `connections` + a reserve (never above the hard limit):
+    beyond it the kernel, not the connection cap, would turn clients away, and accept would fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        if soft < wanted:
+            print(
+                f"mockllm: the open-file limit ({soft}) is below limits.max_connections ({connections}) "
+                f"+ {FD_RESERVE}: connections beyond it are refused by the kernel",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 async def _serve(raw: dict[str, Any], host: str, port: int) -> None:
     server = MockServer(raw)
+    _raise_fd_limit(server.config.limits.max_connections)
     bound = await server.start(host, port)
     # Start-up objects (modules, the sentence pool) live as long as the process: out of the
     # collector's view.

@@ -121,7 +121,7 @@ class Admin:
             body = call.json_object()
             new = parse_config(build(body))
         except RequestError as err:
-            return admin_error(400, err.message)
+            return admin_error(err.status, err.message)
         except ConfigError as err:
             return admin_error(400, str(err), key=err.key)
         self._server.install(new)
@@ -148,7 +148,7 @@ class Admin:
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
                 raise ConfigError("count", f"expected a whole number >= 1 or null (every request), got {count!r}")
         except RequestError as err:
-            return admin_error(400, err.message)
+            return admin_error(err.status, err.message)
         except ConfigError as err:
             return admin_error(400, str(err), key=err.key)
         self._armed_ids += 1
@@ -171,7 +171,7 @@ class Admin:
         for name in ("since_id", "limit"):
             if name in query:
                 raw = query.pop(name)
-                if not raw.isdigit():
+                if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() too, which int() refuses
                     return admin_error(400, f"query parameter {name!r} must be a whole number, got {raw!r}")
                 filters[name] = int(raw)
         if query:
@@ -216,7 +216,7 @@ class Admin:
         try:
             body = call.json_object()
         except RequestError as err:
-            return admin_error(400, err.message)
+            return admin_error(err.status, err.message)
         unknown = sorted(set(body) - {"for_s"})
         seconds = body.get("for_s")
         if unknown:

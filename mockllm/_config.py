@@ -23,6 +23,17 @@ result is parsed whole before it replaces the config in force: a bad value is re
     journal: {max_entries: 10000}
     contract: sessions               # also serve a contract profile's API as its agent (a name or a
                                      # profile file): the upstream of a proxy (see _contract_service)
+    limits:                          # what a client may send and how long it may take (see _limits)
+      max_header_bytes: 65536        # request line + header fields: over it, 431 and close
+      max_headers: 100               # header fields of one request: over it, 431 and close
+      max_body_bytes: 16777216       # over it, 413 in the route's own error shape
+      max_json_depth: 128            # deeper JSON bodies: 400 in the route's own error shape
+      header_timeout_s: 10           # a request's head not whole this long after its first byte: 408, close
+      idle_timeout_s: 60             # a connection with no request in flight: closed after this
+      max_connections: 10000         # one more connection is answered 503 at once and closed
+
+The limits apply to connections at once when the admin API changes them (a new `max_connections`
+closes no connection already open); `to_dict` shows them when any differs from its default.
 """
 
 from __future__ import annotations
@@ -40,8 +51,10 @@ from ._contract import load_contract
 from ._distributions import Distribution, parse_distribution
 from ._errors import ConfigError, ContractError
 from ._faults import FaultRule, parse_fault_rule
+from ._limits import Limits, parse_limits
 
-_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal", "contract")
+_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal", "contract", "limits")
+MAX_JOURNAL_ENTRIES = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,7 @@ class MockConfig:
     journal_max_entries: int = 10_000
     contract: str | None = None  # the contract profile served, as the config names it
     contract_spec: Any = field(default=None, compare=False, repr=False)  # it compiled (a ContractSpec)
+    limits: Limits = field(default_factory=Limits)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the mapping that parses back to it (what GET /_mock/config returns)."""
@@ -107,6 +121,7 @@ class MockConfig:
         }
         if self.contract is not None:
             out["contract"] = self.contract
+        out["limits"] = self.limits.to_config()  # always: a client asking the mock its config sees its limits
         return out
 
 
@@ -135,7 +150,7 @@ def parse_config(raw: Any) -> MockConfig:
     journal = _mapping(raw.get("journal"), "journal")
     _reject_unknown(journal, ("max_entries",), "journal.")
     max_entries = journal.get("max_entries", default.journal_max_entries)
-    _whole(max_entries, "journal.max_entries", 1)
+    _whole(max_entries, "journal.max_entries", 1, MAX_JOURNAL_ENTRIES)
     contract = raw.get("contract")
     if contract is not None and (not isinstance(contract, str) or not contract):
         raise ConfigError("contract", f"expected a contract profile's name or file, got {contract!r}")
@@ -151,6 +166,7 @@ def parse_config(raw: Any) -> MockConfig:
         journal_max_entries=max_entries,
         contract=contract,
         contract_spec=_contract_spec(contract),
+        limits=parse_limits(raw.get("limits")),
     )
 
 
@@ -208,9 +224,11 @@ def _reject_unknown(raw: dict[str, Any], known: tuple[str, ...], prefix: str) ->
         raise ConfigError(f"{prefix}{unknown[0]}", f"unknown key; expected one of {', '.join(known)}")
 
 
-def _whole(value: Any, key: str, minimum: int) -> None:
+def _whole(value: Any, key: str, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, f"expected a whole number >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(key, f"expected a whole number <= {maximum}, got {value!r}")
 
 
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

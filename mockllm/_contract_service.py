@@ -145,6 +145,18 @@ class ContractService:
         ident = conversation if conversation and _is_uuid(conversation) else None
         return Values(model, timestamp(seed), ident or str(uuid.UUID(int=seed << 64 | seed, version=4)), **extra)
 
+    def error(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        call: Call | None = None,
+    ) -> HttpResponse:
+        """An error in the contract's shape, as its endpoints answer one (a dialect's `error`)."""
+        return error_response(status, message, retry_after)
+
     # -- answered at once ---------------------------------------------------------------------------
 
     def _answerer(self, served: Served) -> Endpoint:

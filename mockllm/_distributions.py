@@ -84,7 +84,7 @@ def parse_distribution(value: Any, key: str) -> Distribution:
     if not isinstance(value, dict):
         raise ConfigError(key, f"expected a number or a distribution mapping, got {value!r}")
     kind = value.get("dist")
-    if kind not in _PARAMS:
+    if not isinstance(kind, str) or kind not in _PARAMS:
         raise ConfigError(f"{key}.dist", f"must be one of {sorted(_PARAMS)}, got {kind!r}")
     allowed = {"dist", "min", "max", *_PARAMS[kind]}
     unknown = sorted(set(value) - allowed)

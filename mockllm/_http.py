@@ -9,6 +9,30 @@ Requests are parsed by httptools (llhttp, in C); keep-alive and pipelined reques
 order; TCP_NODELAY is set so a write is a segment. A schedule is played from timer callbacks
 (`_Player`), not by a coroutine that sleeps between writes: a thousand streams' tokens then cost
 a timer and a write each, with no future and no wake-up of the handler's coroutine chain.
+
+One client's bad input must not delay another's writes, nor exhaust the server. The `Limits` in
+force (`HttpServer.limits`, the config's `limits` section) bound each connection:
+
+- a request head (request line and header fields) is fed to the parser in slices of at most
+  `HEAD_SLICE` bytes, counted against `max_header_bytes`; past it, or past `max_headers` fields,
+  parsing stops at once and the answer is 431. No oversized head is ever parsed in one go, so a
+  64 MB header costs its sender a 431 after 64 KiB, not the server seconds of parsing. (A head that
+  begins in the same read as the previous pipelined request's end is counted from the next read:
+  at most one read more is parsed.)
+- a body over `max_body_bytes` is read and dropped; the request still goes to its route, which
+  answers 413 in its own error shape (`Request.body_over`).
+- a request whose head is not whole `header_timeout_s` after its first byte is answered 408 (a
+  slowloris client); a body still awaited `idle_timeout_s` after its head, likewise; a connection
+  with no request in flight is closed after `idle_timeout_s`. A response being written has no
+  timeout: a `stall` fault stays silent as long as the client waits.
+- a connection beyond `max_connections` open ones is answered 503 at once and closed, before
+  anything of it is read (a client that had already sent its request may see a reset instead).
+
+A rejected request (400, 408, 431) is answered, then the connection is half-closed and what the
+client still sends is read and dropped for up to `LINGER_S`: closing at once, with its bytes
+unread, would make the kernel send a reset that can destroy the answer before the client reads it.
+The timers are per connection and change only when a request begins, its head ends, or a
+response ends: nothing is added per write.
 """
 
 from __future__ import annotations
@@ -26,16 +50,26 @@ from typing import Any
 
 import httptools
 
-from ._wire import WireSchedule
+from ._limits import Limits
+from ._wire import WireSchedule, close_delimited
 
 # A wake-up up to this early writes at once: uvloop's timers run on a millisecond clock, so a
 # shorter sleep would spin. Writes land within half a millisecond of their deadline.
 EARLY_WRITE_S = 0.0005
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# A request head is parsed this many bytes at a time: a slice of tiny header fields costs the
+# parser's callbacks some hundreds of microseconds at most before the limits are checked again.
+HEAD_SLICE = 4096
+LINGER_S = 2.0  # after a rejection: how long what the client still sends is read and dropped
 _INTERNAL_ERROR = (
     b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 69\r\n"
     b'connection: close\r\n\r\n{"error":{"message":"mockllm internal error","type":"server_error"}}\n'
 )
+_PHRASES = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 log = logging.getLogger("mockllm")
 _LINGER_ZERO = struct.pack("ii", 1, 0)  # struct linger {l_onoff = 1, l_linger = 0}
 RELISTEN_RETRY_S = 0.05
@@ -44,6 +78,15 @@ RELISTEN_ATTEMPTS = 100  # 5 s of retries if another socket holds the port for a
 
 class ClientGone(Exception):
     """The client closed the connection before the response was complete."""
+
+
+class _Refused(Exception):
+    """Raised from a parser callback (or after a slice) to stop parsing a request we will not serve."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 @dataclass(slots=True)
@@ -55,35 +98,53 @@ class Request:
     body: bytes
     arrival: float  # perf_counter() when the request was complete
     keep_alive: bool
+    body_over: int | None = None  # the size limit its body went over (the body was dropped), if any
+    http_10: bool = False  # an HTTP/1.0 client: no chunked framing, the body ends with the connection
 
 
 Handler = Callable[[Request, "Connection"], Awaitable[None]]
 
 
+def error_response(status: int, message: str, kind: str = "invalid_request_error") -> bytes:
+    """A whole response the HTTP layer answers itself (no route was reached), then closes."""
+    text = message.replace("\\", "/").replace('"', "'").encode("utf-8", "replace")
+    body = b'{"error":{"message":"%b","type":"%b"}}' % (text, kind.encode())
+    extra = b"retry-after: 1\r\n" if status == 503 else b""
+    return (
+        b"HTTP/1.1 %d %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%bconnection: close\r\n\r\n%b"
+        % (status, _PHRASES[status], len(body), extra, body)
+    )
+
+
 class Connection(asyncio.Protocol):
-    """One client connection: parses requests, runs the handler for each in turn."""
+    """One client connection: parses requests within the limits, runs the handler for each in turn."""
 
     __slots__ = (
         "_body",
         "_body_size",
         "_closed",
-        "_connections",
-        "_handler",
+        "_head_bytes",
+        "_header_count",
         "_headers",
+        "_heads",
+        "_http",
+        "_http_10",
+        "_in_head",
+        "_in_message",
         "_on_writable",
         "_parser",
         "_paused",
         "_queue",
         "_task",
+        "_timer",
         "_too_large",
         "_transport",
         "_url",
         "_wrote",
     )
 
-    def __init__(self, handler: Handler, connections: set[Connection]) -> None:
-        self._handler = handler
-        self._connections = connections
+    def __init__(self, http: HttpServer) -> None:
+        self._http = http
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[Request] = deque()
@@ -91,35 +152,79 @@ class Connection(asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None  # made when a stalled response waits for it
         self._paused = False  # the transport's buffer is full: writes wait for resume_writing
         self._on_writable: Callable[[], None] | None = None  # a player waiting for that
+        self._timer: asyncio.TimerHandle | None = None  # the idle, head or linger timeout
         # Parser state of the request being read.
+        self._in_head = True  # the next bytes fed belong to a request head (or precede one)
+        self._head_bytes = 0  # bytes of that head fed so far, in whole slices
+        self._heads = 0  # heads begun: tells a slice that ended one request and began another
+        self._in_message = False  # a request has begun and is not complete
+        self._header_count = 0
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._body_size = 0
         self._too_large = False
         self._wrote = False  # whether the current response has started
+        self._http_10 = False  # the current request is HTTP/1.0 (its stream body ends with the connection)
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        limits = self._http.limits
+        connections = self._http.connections
+        if len(connections) >= limits.max_connections:
+            self._parser = None
+            message = f"the mock serves at most {limits.max_connections} connections at once (limits.max_connections)"
+            self._transport.write(error_response(503, message, "server_error"))  # type: ignore[union-attr]
+            self._transport.close()  # type: ignore[union-attr]
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._connections.add(self)
+        connections.add(self)
+        self._set_timer(limits.idle_timeout_s)
 
     def data_received(self, data: bytes) -> None:
-        if self._parser is None:
-            return
+        parser = self._parser
+        if parser is None:
+            return  # closed, or answered and lingering: what the client still sends is dropped
         try:
-            self._parser.feed_data(data)
+            if self._in_head:
+                self._feed_head(parser, data)
+            else:  # a body: its limit is counted in on_body
+                parser.feed_data(data)
+        except _Refused as refused:
+            self._reject(refused.status, refused.message)
         except httptools.HttpParserUpgrade:
-            self._reject(400, b"upgrades are not supported")
+            self._reject(400, "upgrades are not supported")
         except httptools.HttpParserError as err:
-            self._reject(400, f"malformed HTTP request: {err}".encode())
+            if isinstance(err.__context__, _Refused):  # raised by one of our callbacks
+                self._reject(err.__context__.status, err.__context__.message)
+            else:
+                self._reject(400, f"malformed HTTP request: {err}")
+
+    def _feed_head(self, parser: httptools.HttpRequestParser, data: bytes) -> None:
+        """Feed `data` in slices while a head is being read, counting them against the limit."""
+        limit = self._http.limits.max_header_bytes
+        start, size = 0, len(data)
+        view = memoryview(data)
+        while start < size:
+            if not self._in_head:  # the head ended in the last slice: the rest is body (or more)
+                parser.feed_data(view[start:])
+                return
+            end = min(size, start + min(HEAD_SLICE, limit - self._head_bytes))
+            heads = self._heads
+            parser.feed_data(data if start == 0 and end == size else view[start:end])
+            if self._in_head and heads == self._heads:  # the whole slice was this head's
+                self._head_bytes += end - start
+                if self._head_bytes >= limit:  # and it is not over: it is longer than the limit
+                    raise _Refused(431, f"the request head is over {limit} bytes (limits.max_header_bytes)")
+            start = end
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
+        self._http.connections.discard(self)
+        self._clear_timer()
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
         self._transport = None
@@ -142,32 +247,74 @@ class Connection(asyncio.Protocol):
         if waiting is not None:
             waiting()
 
+    # -- timeouts ---------------------------------------------------------------------------------
+
+    def _set_timer(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _clear_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        """The timer ran out: a request that did not arrive whole in time gets 408, an idle
+        connection is closed."""
+        self._timer = None
+        if self._transport is None:
+            return
+        limits = self._http.limits
+        if self._in_message and self._in_head:
+            wait = f"{limits.header_timeout_s:g} s (limits.header_timeout_s)"
+            self._reject(408, f"the request head was not whole within {wait}")
+        elif self._in_message:
+            wait = f"{limits.idle_timeout_s:g} s (limits.idle_timeout_s)"
+            self._reject(408, f"the request body was not whole within {wait} of its head")
+        else:
+            self._transport.close()
+
     # -- httptools callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_message = True
+        self._header_count = 0
         self._url = b""
         self._headers = {}
         self._body = []
         self._body_size = 0
         self._too_large = False
+        self._set_timer(self._http.limits.header_timeout_s)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self._http.limits.max_headers:
+            limit = self._http.limits.max_headers
+            raise _Refused(431, f"the request has over {limit} header fields (limits.max_headers)")
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._set_timer(self._http.limits.idle_timeout_s)  # for the body, if one is still to come
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > MAX_BODY_BYTES:
+        if self._body_size > self._http.limits.max_body_bytes:
             self._too_large = True
+            self._body = []  # dropped: the route answers 413
         else:
             self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._too_large:
-            self._reject(413, b"request body over 16 MiB")
-            return
+        self._in_message = False
+        self._in_head = True  # what follows is the next request's head
+        self._head_bytes = 0
+        self._heads += 1
+        self._clear_timer()
         parser = self._parser
         assert parser is not None  # it is calling us
         parsed = httptools.parse_url(self._url)
@@ -179,6 +326,8 @@ class Connection(asyncio.Protocol):
             body=b"".join(self._body),
             arrival=perf_counter(),
             keep_alive=parser.should_keep_alive(),
+            body_over=self._http.limits.max_body_bytes if self._too_large else None,
+            http_10=parser.get_http_version() == "1.0",
         )
         self._queue.append(request)
         if self._task is None:
@@ -191,8 +340,9 @@ class Connection(asyncio.Protocol):
             while self._queue and self._transport is not None:
                 request = self._queue.popleft()
                 self._wrote = False
+                self._http_10 = request.http_10
                 try:
-                    await self._handler(request, self)
+                    await self._http.handler(request, self)
                 except ClientGone:
                     break
                 except Exception:
@@ -203,10 +353,12 @@ class Connection(asyncio.Protocol):
                             self._transport.write(_INTERNAL_ERROR)
                         self._transport.close()
                     break
-                if not request.keep_alive and self._transport is not None:
-                    self._transport.close()
+                if (not request.keep_alive or request.http_10) and self._transport is not None:
+                    self._transport.close()  # an HTTP/1.0 body may have ended with the connection
         finally:
             self._task = None
+            if not self._in_message and self.is_open:  # kept alive, and no next request begun
+                self._set_timer(self._http.limits.idle_timeout_s)
 
     @property
     def is_open(self) -> bool:
@@ -219,6 +371,8 @@ class Connection(asyncio.Protocol):
         Writes already due go out as one (unless the schedule forbids it), so a late wake-up
         never makes the stream drift. Raises `ClientGone` if the client leaves first.
         """
+        if self._http_10 and schedule.chunked:  # HTTP/1.0 knows no chunks: the close ends the body
+            schedule = close_delimited(schedule)
         player = _Player(self, schedule, start, [] if sent is None else sent)
         try:
             await player.done
@@ -255,18 +409,26 @@ class Connection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def _reject(self, status: int, message: bytes) -> None:
-        """Answer a request we cannot parse, then close: the byte stream cannot be trusted."""
-        if self._transport is None:
-            return
-        phrase = {400: b"Bad Request", 413: b"Payload Too Large"}[status]
-        body = b'{"error":{"message":"' + message.replace(b'"', b"'") + b'","type":"invalid_request_error"}}'
-        self._transport.write(
-            b"HTTP/1.1 %d %b\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%b" % (status, phrase, len(body), body)
-        )
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request we will not serve, then close: the rest of the byte stream cannot be
+        trusted. The answer is followed by a FIN, and what the client still sends is dropped for up
+        to `LINGER_S` before the close (see the module docstring)."""
+        transport = self._transport
+        self._parser = None  # nothing more is parsed
         self._queue.clear()
-        self._transport.close()
+        if transport is None or transport.is_closing():
+            return
+        if self._task is not None:  # a response is being written: an answer now would land inside it
+            transport.close()
+            return
+        transport.write(error_response(status, message))
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
 
 
 class _Player:
@@ -350,12 +512,14 @@ class Refusal:
 
 
 class HttpServer:
-    """Listens on host:port and hands each request to `handler`; can stop listening for a while
-    (`refuse`) so that new connections are refused by the kernel, then listen on the same port."""
+    """Listens on host:port and hands each request to `handler`, every connection within `limits`
+    (read when needed, so a new value applies at once); can stop listening for a while (`refuse`)
+    so that new connections are refused by the kernel, then listen on the same port."""
 
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-        self._connections: set[Connection] = set()
+    def __init__(self, handler: Handler, limits: Limits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or Limits()
+        self.connections: set[Connection] = set()
         self._server: asyncio.base_events.Server | None = None
         self._address: tuple[str, int, int] = ("127.0.0.1", 0, 4096)  # host, bound port, backlog
         self._reopen: asyncio.TimerHandle | None = None  # set while a refusal window is open
@@ -372,7 +536,7 @@ class HttpServer:
     async def _listen(self, host: str, port: int, backlog: int) -> asyncio.base_events.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(
-            lambda: Connection(self._handler, self._connections),
+            lambda: Connection(self),
             host,
             port,
             backlog=backlog,
@@ -421,7 +585,7 @@ class HttpServer:
             self._reopen = None
         if self._server is not None:
             self._server.close()
-        for connection in list(self._connections):
+        for connection in list(self.connections):
             if connection._transport is not None:
                 connection._transport.close()
         if self._server is not None:

@@ -11,10 +11,13 @@ Tests find their own requests among concurrent ones by a unique marker in the pr
 from __future__ import annotations
 
 import itertools
-import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ._errors import RequestError
+from ._jsonbody import decode_json
+from ._limits import JSON_DEPTH_CAP
 
 SECRET_HEADERS = frozenset(
     {
@@ -30,14 +33,18 @@ SECRET_HEADERS = frozenset(
 
 
 class RawBody(bytes):
-    """A request body kept as it came; decoded (JSON if it is JSON) only when the journal is read."""
+    """A request body kept as it came; decoded only when the journal is read: as JSON if it is JSON
+    the journal can render again (the decoder's bounds, nested at most `JSON_DEPTH_CAP` deep),
+    else as text, so no body makes the journal unreadable."""
 
     __slots__ = ()
 
     def to_journal(self) -> Any:
+        if not self:
+            return None
         try:
-            return json.loads(self) if self else None
-        except (ValueError, UnicodeDecodeError):
+            return decode_json(self, JSON_DEPTH_CAP)
+        except RequestError:
             return self.decode("utf-8", "replace")
 
 

@@ -93,6 +93,14 @@ _HEADER_OVERRIDES: dict[str, tuple[str, type]] = {
 }
 
 
+# The most a header may ask: an hour of waiting, a million tokens (planned at once, on the loop).
+_HEADER_MAXIMA: dict[str, float] = {
+    "ttft_ms": 3_600_000,
+    "itl_ms": 3_600_000,
+    "answer_tokens": 1_000_000,
+    "multibyte": 1,
+}
+
 _NO_OVERRIDES = Overrides()
 
 
@@ -110,7 +118,7 @@ def overrides_from_headers(headers: Mapping[str, str]) -> Overrides:
             value = kind(raw)
         except ValueError:
             raise RequestError(header, f"header {header} must be a {kind.__name__}, got {raw!r}") from None
-        if value < 0 or value != value or (name == "multibyte" and value > 1):
-            raise RequestError(header, f"header {header} is out of range: {raw!r}")
+        if not 0 <= value <= _HEADER_MAXIMA[name]:  # NaN and infinity too: a plan must end
+            raise RequestError(header, f"header {header} is out of range (0 to {_HEADER_MAXIMA[name]:g}): {raw!r}")
         values[name] = value
     return Overrides(**values)

@@ -12,6 +12,12 @@ With `contract:` in its config the server also serves that contract profile's ca
 (`_contract_service`): its stream and send calls go through the same chat path as the dialects'.
 The `reset` and `refuse` faults end a request before any byte; `refuse` then closes the listener
 for a while (`HttpServer.refuse`).
+
+Every journal entry ends with an outcome: a chat request's entry is opened when its handler starts
+and closed in one `finally`, whether the client left while the request waited to be planned, after
+it was planned but before its first write, or mid-stream (`client_closed`), or planning failed
+(`internal_error`). A body over the size limit is answered 413 by every route in its own shape,
+one the JSON decoder refuses (`_jsonbody`) 400.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import re
 import time
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -101,7 +108,7 @@ class MockServer:
         self._rule_counts: list[int] = [0] * len(self.config.fault_rules)
         self._admin = Admin(self, startup_raw)
         self._armed = self._admin.armed  # the same list: the chat path takes its faults from it
-        self._http = HttpServer(self._handle)
+        self._http = HttpServer(self._handle, self.config.limits)
         self._arrivals = ArrivalQueue()
         self._dialects = tuple(DIALECTS)  # those registered when the server was made
         self.contract: ContractService | None = None
@@ -119,10 +126,12 @@ class MockServer:
             if endpoint is None:
                 handler: Handler = partial(self._chat, dialect)
             else:
-                handler = self._answering(partial(self._endpoint, endpoint))
+                handler = self._answering(partial(self._endpoint, dialect, endpoint))
             routes.append(Route(route.method, route.path, handler, route.claim))
         for route in self._admin.routes():
-            routes.append(Route(route.method, route.path, self._answering(route.handler), route.claim))
+            routes.append(
+                Route(route.method, route.path, self._answering(partial(_admin_answer, route.handler)), route.claim)
+            )
         return _RouteTable(routes)
 
     def _config(self) -> MockConfig:
@@ -158,6 +167,7 @@ class MockServer:
             self._rule_counts = [0] * len(config.fault_rules)
         self.config = config
         self.journal.resize(config.journal_max_entries)
+        self._http.limits = config.limits
 
     def refusal(self) -> Refusal:
         """The listener's refusal windows (the `refuse` fault, `POST /_mock/refuse`)."""
@@ -182,6 +192,8 @@ class MockServer:
             headers=request.headers,
             body=request.body,
             path_params=params,
+            max_json_depth=self.config.limits.max_json_depth,
+            body_over=request.body_over,
         )
         for route in routes:
             if route.claim is None or route.claim(call):
@@ -202,46 +214,18 @@ class MockServer:
 
         return handler
 
-    def _endpoint(self, endpoint: Callable[[Call, MockConfig], HttpResponse], call: Call) -> HttpResponse:
+    def _endpoint(
+        self, dialect: Dialect, endpoint: Callable[[Call, MockConfig], HttpResponse], call: Call
+    ) -> HttpResponse:
+        try:
+            call.check_size()  # an endpoint that reads no body answers an oversized one too
+        except RequestError as err:
+            return dialect.error(err.status, err.message, param=err.param, call=call)
         return endpoint(call, self.config)  # the config in force when the request came
 
     # -- the chat path ----------------------------------------------------------------------------
 
     async def _chat(self, dialect: Dialect, call: Call, request: Request, conn: Connection) -> None:
-        entry, schedule, hooks = await self._arrivals.run(self._prepare, dialect, call)
-        if entry.get("outcome") == "rejected":
-            await conn.play(schedule, request.arrival)
-            return
-        outcome = "completed"
-        sent = array("d")  # when each write went out: compact, and nothing for the collector to scan
-        self.active_streams += 1
-        try:
-            await conn.play(schedule, request.arrival, sent)
-            if schedule.end == "abort":
-                outcome = "disconnected"
-            elif schedule.end == "reset":
-                outcome = "reset"
-            elif schedule.status != 200:
-                outcome = "http_error"
-        except (ClientGone, asyncio.CancelledError):
-            outcome = "client_closed"
-            if not conn.is_open:
-                return  # the finally block records it; the connection is gone, nothing to raise into
-            raise
-        finally:
-            self.active_streams -= 1
-            self._record(entry, dialect.name, outcome, schedule, request.arrival, sent)
-            if hooks is not None:
-                hooks.finished(outcome)
-            fault = entry["planned"].fault
-            if fault is not None and fault.kind == "refuse" and fault.seconds:
-                self.refuse(fault.seconds)  # after the reset: this request's connection is gone first
-            if self.idle:  # the last stream of a burst: no one is kept waiting now
-                self.metrics.catch_up()
-
-    def _prepare(self, dialect: Dialect, call: Call) -> tuple[dict[str, Any], WireSchedule, RequestHooks | None]:
-        """The journal entry and the wire schedule of one chat request: all its work before play."""
-        config = self.config
         entry = self.journal.open(
             {
                 "time": time.time(),
@@ -253,15 +237,69 @@ class MockServer:
                 "outcome": "in_progress",
             }
         )
+        prepared = _Prepared()
+        outcome = "client_closed"  # unless the request gets further: it may leave at any await
+        sent = array("d")  # when each write went out: compact, and nothing for the collector to scan
+        streaming = False
         try:
+            await self._arrivals.run(self._prepare, dialect, call, entry, prepared)
+            schedule = prepared.schedule
+            assert schedule is not None  # _prepare returned
+            if prepared.rejected:
+                await conn.play(schedule, request.arrival)
+                return
+            self.active_streams += 1
+            streaming = True
+            await conn.play(schedule, request.arrival, sent)
+            if schedule.end == "abort":
+                outcome = "disconnected"
+            elif schedule.end == "reset":
+                outcome = "reset"
+            elif schedule.status != 200:
+                outcome = "http_error"
+            else:
+                outcome = "completed"
+        except (ClientGone, asyncio.CancelledError):
+            outcome = "client_closed"
+            if not conn.is_open:
+                return  # the finally block records it; the connection is gone, nothing to raise into
+            raise
+        except Exception as err:  # a bug in planning or playing: the client gets a 500 (Connection._serve)
+            outcome = "internal_error"
+            entry.setdefault("error", f"{type(err).__name__}: {err}"[:1000])
+            raise
+        finally:
+            if streaming:
+                self.active_streams -= 1
+            if not prepared.rejected:  # a rejection was recorded as it was decided
+                self._record(entry, dialect.name, outcome, prepared.schedule, request.arrival, sent)
+            if prepared.hooks is not None:
+                prepared.hooks.finished(outcome)
+            plan: Plan | None = entry.get("planned")
+            fault = plan.fault if plan is not None else None
+            if fault is not None and fault.kind == "refuse" and fault.seconds:
+                self.refuse(fault.seconds)  # after the reset: this request's connection is gone first
+            if self.idle:  # the last stream of a burst: no one is kept waiting now
+                self.metrics.catch_up()
+
+    def _prepare(self, dialect: Dialect, call: Call, entry: dict[str, Any], prepared: _Prepared) -> None:
+        """Plan one chat request and fill in its journal entry and `prepared`: all its work before
+        play, run by the arrival queue (so the caller, not a return value, holds what was made: a
+        client that leaves meanwhile still has its entry closed)."""
+        config = self.config
+        try:
+            call.check_size()
             chat, options = dialect.parse(call)
             fault, fault_source = self._choose_fault(config, chat, call)
         except RequestError as err:
             entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
             self.metrics.record(dialect.name, "rejected")
-            return entry, immediate(dialect.error(err.status, err.message, param=err.param, call=call)), None
+            prepared.rejected = True
+            prepared.schedule = immediate(dialect.error(err.status, err.message, param=err.param, call=call))
+            return
         plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
         hooks: RequestHooks | None = options.get(HOOKS)
+        prepared.hooks = hooks
         extra: dict[str, Any] = {}
         if hooks is not None:
             plan, extra = hooks.planned(plan)
@@ -278,7 +316,7 @@ class MockServer:
             planned=plan,  # rendered when the journal is read, not on the way to the first token
             **extra,
         )
-        return entry, schedule, hooks
+        prepared.schedule = schedule
 
     def _schedule(self, dialect: Dialect, plan: Plan, chat: ChatRequest, call: Call, options: Any) -> WireSchedule:
         ident = f"mock{plan.seed:016x}"
@@ -345,12 +383,32 @@ class MockServer:
         entry: dict[str, Any],
         dialect: str,
         outcome: str,
-        schedule: WireSchedule,
+        schedule: WireSchedule | None,
         arrival: float,
         sent: Sequence[float],
     ) -> None:
-        """Fill in what was achieved: once per response, off the per-token path."""
-        achieved = Achieved(arrival, sent, schedule.offsets, schedule.content, perf_counter())
+        """Fill in what was achieved: once per response, off the per-token path (`schedule` is None
+        when the request ended before it was planned)."""
+        offsets, content = (schedule.offsets, schedule.content) if schedule is not None else ((), ())
+        achieved = Achieved(arrival, sent, offsets, content, perf_counter())
         entry["outcome"] = outcome
         entry["achieved"] = achieved  # rendered when the journal is read
         self.metrics.record(dialect, outcome, achieved)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What planning made of one chat request, held by its handler."""
+
+    schedule: WireSchedule | None = None
+    hooks: RequestHooks | None = None
+    rejected: bool = False  # the schedule is the error response; the entry is complete
+
+
+def _admin_answer(respond: Respond, call: Call) -> HttpResponse:
+    """An admin endpoint's answer; 413 for a body over the size limit, whether or not it reads one."""
+    try:
+        call.check_size()
+    except RequestError as err:
+        return admin_error(err.status, err.message)
+    return respond(call)

@@ -15,7 +15,7 @@ import itertools
 import operator
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, Literal
@@ -87,6 +87,13 @@ class WireSchedule:
     def payloads(self) -> tuple[bytes, ...]:
         """Every write's bytes, materialized (for tests and inspection; the server calls `payload`)."""
         return tuple(self.payload(k) for k in range(len(self.parts)))
+
+
+def close_delimited(schedule: WireSchedule) -> WireSchedule:
+    """The schedule for an HTTP/1.0 client, once per request: no chunk framing, and `connection: close`
+    in place of `transfer-encoding: chunked`, since for HTTP/1.0 the body ends when the connection does."""
+    head = schedule.head.replace(b"transfer-encoding: chunked\r\n", b"connection: close\r\n")
+    return replace(schedule, chunked=False, head=head)
 
 
 def response_head(status: int, headers: tuple[tuple[str, str], ...], *, length: int | None) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 from contracts import contract_profiles
 from mockllm import MockServer
 
+from ._edge import uvicorn_options
 from ._listen import BACKLOG, listening_socket
 from ._settings import Settings, SettingsError, load_settings, to_environ
 
@@ -31,6 +32,7 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--llm-timeout-s", "llm_timeout_s", "upstream read timeout: a stalled LLM becomes an error event"),
     ("--model", "default_model", "model asked of the LLM where a contract names none"),
     ("--jwt-secret", "jwt_secret", "HS256 secret of the bearer tokens (default dev-secret)"),
+    ("--require-exp", "require_exp", "true: refuse bearer tokens without an `exp` claim (default false)"),
     ("--database-url", "database_url", "sqlite+aiosqlite:///FILE (default) or postgresql://..."),
     ("--redis-url", "redis_url", "redis://... for the cache, stream sessions and rate limits"),
     ("--session-ttl-s", "session_ttl_s", "start-stream: seconds a started stream session lives (600)"),
@@ -39,6 +41,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--mock-seed", "mock_seed", "in-process mock LLM: seed"),
     ("--mock-ttft-ms", "mock_ttft_ms", "in-process mock LLM: time to first token"),
     ("--mock-itl-ms", "mock_itl_ms", "in-process mock LLM: inter-token latency"),
+    ("--max-body-bytes", "max_body_bytes", "largest request body; 413 past it (default 1048576)"),
+    ("--max-header-bytes", "max_header_bytes", "largest request line + headers; 431 past it (default 65536)"),
+    ("--max-headers", "max_headers", "most header fields in a request; 431 past it (default 100)"),
+    ("--header-timeout-s", "header_timeout_s", "seconds to send a request's head; then 408 and close (10)"),
+    ("--keep-alive-timeout-s", "keep_alive_timeout_s", "seconds an idle keep-alive connection is kept (5)"),
+    ("--limit-concurrency", "limit_concurrency", "connections or requests at once; 503 past it (2048)"),
 )
 
 
@@ -133,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    common: dict[str, Any] = {"log_level": "warning", "loop": "auto", "http": "auto"}
+    common: dict[str, Any] = {
+        "log_level": "warning",
+        "loop": "auto",
+        **uvicorn_options(settings, in_workers=settings.workers > 1),
+    }
     if settings.workers > 1:
         print(f"reference_server listening on http://{settings.host}:{settings.port}", flush=True)
         os.environ.update(to_environ(settings))

@@ -6,9 +6,14 @@ import logging
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import MutableScopeHeaders
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import Message, Scope
 
+from ._body import BodyRequest
 from ._chat import ChatCore
+from ._openapi import CompletedJsonSchema
 from ._settings import Settings, load_settings
 from .profiles import adapter
 
@@ -21,7 +26,11 @@ def create_app(settings: Settings, llm_base_url: str | None = None) -> Litestar:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per LLM call
     adapters = [adapter(name) for name in settings.profiles]
     core = ChatCore(settings, base_url)
-    handlers = [handler for served in adapters for handler in served.handlers(core)]
+    handlers = []
+    for served in adapters:
+        for handler in served.handlers(core):
+            handler.opt["profile"] = served.name  # whose operation it is, for the schema (and its routers' handlers)
+            handlers.append(handler)
     cors = CORSConfig(
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
@@ -34,13 +43,36 @@ def create_app(settings: Settings, llm_base_url: str | None = None) -> Litestar:
         on_startup=[core.start],
         on_shutdown=[core.close],
         cors_config=cors,
+        request_class=BodyRequest,
+        request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="reference_server",
             version="1.0.0",
-            description=f"The chat/SSE contracts of shared/contracts.md. Profiles served: {summaries}.",
+            description=f"The chat/SSE contracts of shared/contracts.md. Profiles served: {summaries}. "
+            f"Any connection: a request head not received within {settings.header_timeout_s:g} s is answered 408 "
+            "(an idle connection is closed); 431 and 503 come from the HTTP edge with the same JSON `Error` body.",
+            render_plugins=[ScalarRenderPlugin(), CompletedJsonSchema(settings)],
         ),
         state={"core": core},
+        before_send=[allow_every_method],
     )
+
+
+async def allow_every_method(message: Message, scope: Scope) -> None:
+    """`Allow` on an OPTIONS answer names every method of the path.
+
+    Litestar makes a path's OPTIONS handler with its first route and keeps it when a later handler
+    (another contract's, e.g. `POST /chat/stream` beside `GET /chat/stream`) joins the path, so its
+    `Allow` would omit the later methods; the route the path has now knows them all."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    handler = scope.get("route_handler")
+    if handler is None:
+        return
+    paths = set(handler.paths)
+    methods = {method for route in Litestar.from_scope(scope).routes if route.path in paths for method in route.methods}
+    if methods:
+        MutableScopeHeaders.from_message(message)["allow"] = ", ".join(sorted(methods))
 
 
 def app_from_environment() -> Litestar:

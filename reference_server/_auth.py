@@ -16,13 +16,16 @@ _USER_KEY = "auth.user"  # the request's user, in its state: the token is decode
 
 
 class Authenticator:
-    def __init__(self, secret: str) -> None:
+    """Tokens signed with `secret`; with `require_exp`, only those that carry an expiry (`exp`)."""
+
+    def __init__(self, secret: str, *, require_exp: bool = False) -> None:
         self._secret = secret
+        self._required = ["sub", "exp"] if require_exp else ["sub"]
 
     def user_id(self, token: str) -> str:
         """The `sub` of a valid token; 401 naming the problem otherwise."""
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["sub"]})
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": self._required})
         except jwt.ExpiredSignatureError:
             raise NotAuthorizedException("token expired") from None
         except jwt.InvalidTokenError as err:

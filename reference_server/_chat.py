@@ -55,7 +55,7 @@ class ChatCore:
         self.llm = LlmClient(settings, llm_base_url)
         self.cache = ResponseCache(self.state, settings.cache_ttl_s)
         self.limits = RateLimiter(settings, self.state)
-        self.auth = Authenticator(settings.jwt_secret)
+        self.auth = Authenticator(settings.jwt_secret, require_exp=settings.require_exp)
 
     async def start(self) -> None:
         await self.store.create_tables()

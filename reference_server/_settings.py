@@ -63,6 +63,9 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///reference-server.sqlite3"
     redis_url: str | None = None
     jwt_secret: str = "dev-secret"
+    # contracts.md's Auth rule asks only for a signed `sub`: a token without `exp` is one it admits,
+    # so it is accepted unless a deployment asks for more (an `exp` in the past is always refused).
+    require_exp: bool = False
     cors_origins: tuple[str, ...] = ("*",)
     # Timings of contracts.md.
     session_ttl_s: float = 600.0
@@ -86,6 +89,15 @@ class Settings:
     mock_seed: int = 0
     mock_ttft_ms: float = 150.0
     mock_itl_ms: float = 30.0
+    # The HTTP edge (reference_server/_edge.py): what one client may send or hold, each refused with
+    # a JSON body. The head limit leaves room for a query-stream URL carrying a message of
+    # message_max_chars code points, each up to 12 bytes when percent-encoded.
+    max_body_bytes: int = 1_048_576  # 413 past it
+    max_header_bytes: int = 65_536  # request line + header fields; 431 past it
+    max_headers: int = 100  # header fields; 431 past it
+    header_timeout_s: float = 10.0  # from connect (or the end of the last request) to a whole head; then 408
+    keep_alive_timeout_s: float = 5.0  # an idle keep-alive connection is closed after it (uvicorn's)
+    limit_concurrency: int = 2048  # connections or running requests at once, as uvicorn counts them; 503 past it
 
     def rate_limit(self, profile: str) -> RateLimit | None:
         return self.rate_limits.get(profile)
@@ -186,6 +198,17 @@ def _profiles(key: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
+    raise SettingsError(key, f"expected true or false, got {value!r}")
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
 def _optional_str(key: str, value: Any) -> str | None:
     if value is None or value == "":
         return None
@@ -214,6 +237,7 @@ _PARSERS: dict[str, Any] = {
     "database_url": _str,
     "redis_url": _optional_str,
     "jwt_secret": _str,
+    "require_exp": _bool,
     "cors_origins": _strings,
     "session_ttl_s": lambda k, v: _number(k, v, float, 0.001),
     "heartbeat_s": lambda k, v: _number(k, v, float, 0.001),
@@ -228,6 +252,12 @@ _PARSERS: dict[str, Any] = {
     "mock_seed": lambda k, v: _number(k, v, int, 0),
     "mock_ttft_ms": lambda k, v: _number(k, v, float, 0),
     "mock_itl_ms": lambda k, v: _number(k, v, float, 0),
+    "max_body_bytes": lambda k, v: _number(k, v, int, 1024),
+    "max_header_bytes": lambda k, v: _number(k, v, int, 1024),
+    "max_headers": lambda k, v: _number(k, v, int, 8),
+    "header_timeout_s": lambda k, v: _number(k, v, float, 0.01),
+    "keep_alive_timeout_s": lambda k, v: _number(k, v, float, 0.01),
+    "limit_concurrency": lambda k, v: _number(k, v, int, 1),
 }
 assert set(_PARSERS) == set(_FIELDS), "every setting needs a parser"
 

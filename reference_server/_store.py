@@ -33,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WAL_SWITCH_TIMEOUT_S = 30.0  # as long as a connection waits for the writer (its busy timeout)
@@ -172,6 +172,17 @@ class Store:
                 )
             )
         return row
+
+    async def ensure_conversation(self, profile: str, id: str) -> bool:
+        """Make conversation `id` of `profile` unless it exists; False if the id is another profile's.
+
+        Insert first, then look: two requests that name one new id at once both succeed (one inserts,
+        the other meets the key and finds the row), where look-then-insert fails the second."""
+        if await self.conversation(profile, id) is not None:
+            return True
+        with contextlib.suppress(IntegrityError):
+            await self.create_conversation(profile, id=id)
+        return await self.conversation(profile, id) is not None
 
     async def conversation(self, profile: str, id: str) -> Conversation | None:
         async with self._engine.connect() as conn:

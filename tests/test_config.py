@@ -400,6 +400,15 @@ def test_docstring_example_to_dict_is_exact() -> None:
         },
         "faults": [{"fault": "429", "when": {"every": 10}}],
         "journal": {"max_entries": 10000},
+        "limits": {
+            "max_header_bytes": 65536,
+            "max_headers": 100,
+            "max_body_bytes": 16777216,
+            "max_json_depth": 128,
+            "header_timeout_s": 10.0,
+            "idle_timeout_s": 60.0,
+            "max_connections": 10000,
+        },
     }
 
 

@@ -9,8 +9,6 @@ says how a benchmark client asks it for a stream (`StreamProbe`).
 
 from __future__ import annotations
 
-import json
-import json.encoder
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +17,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .._config import MockConfig
 from .._errors import RequestError
+from .._jsonbody import decode_json
 from .._jsonbytes import dumps as dumps
 from .._jsonbytes import json_string as json_string
+from .._limits import DEFAULT_JSON_DEPTH
 from .._plan import Plan
 from .._request import ChatRequest
 from .._wire import HttpResponse, StreamFrames
@@ -28,7 +28,7 @@ from .._wire import HttpResponse, StreamFrames
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One HTTP request as a dialect sees it."""
+    """One HTTP request as a dialect sees it, with the body limits in force when it came."""
 
     method: str
     path: str
@@ -36,18 +36,36 @@ class Call:
     headers: Mapping[str, str]  # names in lower case
     body: bytes
     path_params: Mapping[str, str] = field(default_factory=dict)
+    max_json_depth: int = DEFAULT_JSON_DEPTH
+    body_over: int | None = None  # the size limit the body went over (its bytes were dropped), if any
+
+    def check_size(self) -> None:
+        """A 413 `RequestError` if the body was over the size limit: every route answers it, even
+        one that reads no body, in its own error shape."""
+        if self.body_over is not None:
+            raise RequestError(
+                None, f"the request body is over {self.body_over} bytes (the mock's limits.max_body_bytes)", status=413
+            )
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object, or a `RequestError` that says what is wrong with it."""
+        self.check_size()
         if not self.body:
             raise RequestError(None, "the request body is empty; expected a JSON object")
-        try:
-            value = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise RequestError(None, f"the request body is not valid JSON: {err}") from None
+        value = decode_json(self.body, self.max_json_depth)
         if not isinstance(value, dict):
-            raise RequestError(None, f"the request body must be a JSON object, got {type(value).__name__}")
+            raise RequestError(None, f"the request body must be a JSON object, got {_json_type(value)}")
         return value
+
+
+def _json_type(value: Any) -> str:
+    """A decoded value's JSON type name, as a client would call it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {str: "a string", list: "an array", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True, slots=True)

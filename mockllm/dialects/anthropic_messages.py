@@ -267,7 +267,7 @@ def _messages(body: dict[str, Any]) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise RequestError(where, f"{where}: Input should be an object, got {type(item).__name__}")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise RequestError(f"{where}.role", f"{where}.role: Input should be 'user' or 'assistant', got {role!r}")
         content = item.get("content")
         if content is None:

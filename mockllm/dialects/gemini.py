@@ -53,6 +53,7 @@ _ERROR_SHAPES: dict[int, tuple[str, str]] = {
     403: ("PERMISSION_DENIED", "The caller does not have permission"),
     404: ("NOT_FOUND", "Requested entity was not found."),
     409: ("ABORTED", "The operation was aborted."),
+    413: ("INVALID_ARGUMENT", "Request payload size exceeds the limit."),
     429: ("RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details. "
                                 "For more information on this error, head to: "
                                 "https://ai.google.dev/gemini-api/docs/rate-limits."),
@@ -394,7 +395,7 @@ def _contents(value: Any, field: str) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise RequestError(where, f"{where} must be an object, got {type(item).__name__}")
         role = item.get("role", "")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise RequestError(f"{where}.role", f"{where}.role must be 'user' or 'model', got {role!r}")
         messages.append(Message(_ROLES[role], _text(item.get("parts"), f"{where}.parts")))
     return tuple(messages)

@@ -290,7 +290,7 @@ def _messages(value: Any) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise RequestError(f"messages[{i}]", f"messages[{i}] must be an object, got {type(item).__name__}")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise RequestError(
                 f"messages[{i}].role",
                 f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}",

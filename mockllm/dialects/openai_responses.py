@@ -273,6 +273,8 @@ def _input(value: Any) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise RequestError(f"input[{i}]", f"input[{i}] must be an object, got {type(item).__name__}")
         kind = item.get("type", "message")
+        if not isinstance(kind, str):
+            raise RequestError(f"input[{i}].type", f"input[{i}].type must be a string, got {type(kind).__name__}")
         if kind == "function_call_output":
             output = item.get("output")
             messages.append(Message("tool", output if isinstance(output, str) else _text(output, f"input[{i}].output")))
@@ -282,7 +284,7 @@ def _input(value: Any) -> tuple[Message, ...]:
         if kind != "message":
             raise RequestError(f"input[{i}].type", f"input[{i}].type {kind!r} is not an input item the mock reads")
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise RequestError(f"input[{i}].role", f"input[{i}].role must be one of {sorted(ROLES)}, got {role!r}")
         content = item.get("content")
         messages.append(Message(role, content if isinstance(content, str) else _text(content, f"input[{i}].content")))
@@ -296,6 +298,7 @@ def _text(parts: Any, where: str) -> str:
     texts = []
     for j, part in enumerate(parts):
         kind = part.get("type") if isinstance(part, dict) else None
+        kind = kind if isinstance(kind, str) else None  # a list or an object names no part type
         if kind in _TEXT_PARTS:
             if not isinstance(part.get("text"), str):
                 raise RequestError(f"{where}[{j}].text", f"a {kind} part needs a string 'text'")

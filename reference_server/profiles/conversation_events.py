@@ -41,6 +41,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
+from .._body import NOT_BLANK
 from .._chat import Answer, ChatCore
 from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import Conversation, iso, utc_now
@@ -58,7 +59,7 @@ class NewConversation(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class NewMessage(msgspec.Struct, forbid_unknown_fields=True):
-    content: str
+    content: Annotated[str, msgspec.Meta(pattern=NOT_BLANK)]  # its length is a setting: checked by the handler
 
 
 def event(kind: str, **fields: Any) -> bytes:
@@ -113,7 +114,7 @@ def handlers(core: ChatCore) -> list[Any]:
         title = data.title if data else None
         return conversation_json(await store.create_conversation(NAME, owner=user_of(request), title=title))
 
-    @post("/{conversation_id:str}/messages", status_code=201)
+    @post("/{conversation_id:str}/messages", status_code=201, opt={"refusals": (404,)})
     async def add_message(
         conversation_id: FromPath[str], data: JSONBody[NewMessage], request: Request
     ) -> dict[str, Any]:
@@ -135,7 +136,7 @@ def handlers(core: ChatCore) -> list[Any]:
             "createdAt": iso(message.created_at),
         }
 
-    @get("/{conversation_id:str}/stream")
+    @get("/{conversation_id:str}/stream", opt={"refusals": (404, 409)})
     async def stream(conversation_id: FromPath[str], request: Request) -> Stream:
         conversation = (await owned(request, conversation_id)).id
         messages = await core.llm_messages(conversation)

@@ -35,6 +35,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.response import Stream
 
+from .._body import NOT_BLANK
 from .._chat import Answer, ChatCore
 from .._sse_encoder import DONE, data_event, event_stream, with_heartbeats
 from .._store import iso
@@ -46,7 +47,7 @@ HEARTBEAT = b": keep-alive\n\n"
 
 
 class ConversationBody(msgspec.Struct, forbid_unknown_fields=True):
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX_CHARS)]
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=TITLE_MAX_CHARS, pattern=NOT_BLANK)]
 
 
 class StreamBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -93,7 +94,12 @@ def handlers(core: ChatCore) -> list[Any]:
             "updatedAt": iso(row.updated_at),
         }
 
-    @post("/chat/stream", status_code=200, guards=[authenticated, rate_limited])
+    @post(
+        "/chat/stream",
+        status_code=200,
+        guards=[authenticated, rate_limited],
+        opt={"refusals": (404,), "rate_limited": True},
+    )
     async def stream_message(data: JSONBody[StreamBody], request: Request) -> Stream:
         if len(data.message) > settings.message_max_chars:
             raise invalid("message", f"at most {settings.message_max_chars} characters, got {len(data.message)}")

@@ -38,6 +38,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
+from .._body import NOT_BLANK
 from .._chat import Answer, ChatCore, reply
 from .._sse_encoder import data_event, event_stream, with_heartbeats
 from .._store import iso, utc_now
@@ -52,7 +53,8 @@ HEARTBEAT = b": heartbeat\n\n"
 # Declared optional so that a missing one is this profile's 400, not the framework's; documented in OpenAPI.
 ProjectIdQuery = Annotated[str | None, QueryParameter(name="projectId", description="the project's UUID (required)")]
 MessageQuery = Annotated[
-    str | None, QueryParameter(description="the user's message (required; at most 2000 characters by default)")
+    str | None,
+    QueryParameter(description="the user's message (required; at most 2000 characters by default)", pattern=NOT_BLANK),
 ]
 ConversationIdQuery = Annotated[
     str | None, QueryParameter(name="conversationId", description="a conversation's UUID; none: a new conversation")
@@ -61,7 +63,7 @@ ConversationIdQuery = Annotated[
 
 class ChatBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     project_id: str
-    message: str
+    message: Annotated[str, msgspec.Meta(pattern=NOT_BLANK)]
     conversation_id: str | None = None
 
 
@@ -131,7 +133,7 @@ def handlers(core: ChatCore) -> list[Any]:
 
         return conversation, [*history, {"role": "user", "content": message}], store_question
 
-    @get("/ai/chat/stream")
+    @get("/ai/chat/stream", opt={"refusals": (404,)})
     async def chat_stream(
         request: Request,
         project_id: ProjectIdQuery = None,
@@ -162,7 +164,7 @@ def handlers(core: ChatCore) -> list[Any]:
 
         return event_stream(events())
 
-    @post("/ai/chat", status_code=200)
+    @post("/ai/chat", status_code=200, opt={"refusals": (404, 502)})
     async def chat(data: JSONBody[ChatBody], request: Request) -> dict[str, Any]:
         conversation, messages, store_question = await turn(
             core.auth.user(request), data.project_id, data.message, data.conversation_id

@@ -3,7 +3,8 @@
 Stream grammar `session content* (done | error)`; each `content` event carries one
 whitespace-delimited word with its `index`, and the client joins words with one space.
 Choices where the contract is silent: an unknown `session_id` (in `POST /api/sessions` or a chat
-call) makes a session with that id, as the seed's agent keys its sessions by the client's id;
+call) makes a session with that id, as the seed's agent keys its sessions by the client's id (an id
+that another profile's conversation already has is 409: ids are one namespace in the store);
 `DELETE` clears the history and keeps the session; every call but `/api/health` counts toward
 the per-client rate limit; a comment line (`: keep-alive`) goes out whenever the stream is silent
 for `heartbeat_s`, as every other profile does.
@@ -29,15 +30,17 @@ from ._adapter import ContractAdapter
 NAME = "sessions"
 HEARTBEAT = b": keep-alive\n\n"
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# In the body schema too, so that the OpenAPI document says which ids a client may choose.
+SessionId = Annotated[str, msgspec.Meta(pattern=f"^{_SESSION_ID.pattern}$")]
 
 
 class SessionBody(msgspec.Struct, forbid_unknown_fields=True):
-    session_id: str | None = None
+    session_id: SessionId | None = None
 
 
 class ChatBody(msgspec.Struct, forbid_unknown_fields=True):
     message: Annotated[str, msgspec.Meta(min_length=1)]
-    session_id: str | None = None
+    session_id: SessionId | None = None
 
 
 def words(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -77,8 +80,8 @@ def handlers(core: ChatCore) -> list[Any]:
                 detail="session_id: 1 to 64 characters of letters, digits and _ . : -",
                 extra=[{"key": "session_id", "message": "invalid session id"}],
             )
-        if await store.conversation(NAME, session_id) is None:
-            await store.create_conversation(NAME, id=session_id)
+        if not await store.ensure_conversation(NAME, session_id):
+            raise HTTPException(status_code=409, detail=f"session_id {session_id!r} is taken; choose another")
         return session_id
 
     def check_message(body: ChatBody) -> None:
@@ -100,12 +103,12 @@ def handlers(core: ChatCore) -> list[Any]:
     def health() -> dict[str, Any]:
         return {"status": "healthy", "profile": NAME, "timestamp": iso(utc_now())}
 
-    @post("/api/sessions", status_code=201)
+    @post("/api/sessions", status_code=201, opt={"refusals": (409,), "rate_limited": True})
     async def create_session(request: Request, data: JSONBody[SessionBody | None] = None) -> dict[str, str]:
         await core.limits.check(NAME, client_of(request))
         return {"session_id": await session(data.session_id if data else None)}
 
-    @post("/api/chat", status_code=200)
+    @post("/api/chat", status_code=200, opt={"refusals": (409, 503), "rate_limited": True})
     async def chat(data: JSONBody[ChatBody], request: Request) -> dict[str, Any]:
         session_id, messages = await turn(data, request)
         answer = await reply(core, session_id, model, messages)
@@ -118,7 +121,7 @@ def handlers(core: ChatCore) -> list[Any]:
             "timestamp": iso(utc_now()),
         }
 
-    @post("/api/chat/stream", status_code=200)
+    @post("/api/chat/stream", status_code=200, opt={"refusals": (409,), "rate_limited": True})
     async def chat_stream(data: JSONBody[ChatBody], request: Request) -> Stream:
         session_id, messages = await turn(data, request)
 
@@ -136,7 +139,7 @@ def handlers(core: ChatCore) -> list[Any]:
 
         return event_stream(with_heartbeats(events(), settings.heartbeat_s, lambda: HEARTBEAT))
 
-    @get("/api/sessions/{session_id:str}/history")
+    @get("/api/sessions/{session_id:str}/history", opt={"refusals": (404,), "rate_limited": True})
     async def history(session_id: FromPath[str], request: Request) -> dict[str, Any]:
         await core.limits.check(NAME, client_of(request))
         if await store.conversation(NAME, session_id) is None:
@@ -149,7 +152,7 @@ def handlers(core: ChatCore) -> list[Any]:
             ],
         }
 
-    @delete("/api/sessions/{session_id:str}", status_code=200)
+    @delete("/api/sessions/{session_id:str}", status_code=200, opt={"refusals": (404,), "rate_limited": True})
     async def clear(session_id: FromPath[str], request: Request) -> dict[str, str]:
         await core.limits.check(NAME, client_of(request))
         if await store.conversation(NAME, session_id) is None:

@@ -92,7 +92,7 @@ def handlers(core: ChatCore) -> list[Any]:
             raise NotFoundException(f"no chat {chat_id!r}")
         return chat
 
-    @post("/chat/start", status_code=200)
+    @post("/chat/start", status_code=200, opt={"refusals": (403, 404), "rate_limited": True})
     async def start(data: JSONBody[StartBody]) -> dict[str, str]:
         if len(data.prompt) > settings.message_max_chars:
             message = f"at most {settings.message_max_chars} characters, got {len(data.prompt)}"
@@ -129,7 +129,7 @@ def handlers(core: ChatCore) -> list[Any]:
             raise Gone(detail=f"stream session {session_id!r} was already streamed")
         return session
 
-    @get("/chat/stream")
+    @get("/chat/stream", opt={"refusals": (404, 410)})
     async def stream_session(session_id: SessionIdQuery, user_id: UserIdQuery = None) -> Stream:
         session = await claim(session_id, user_id)
         chat_id, model = session.chat_id, session.model_id
@@ -152,7 +152,7 @@ def handlers(core: ChatCore) -> list[Any]:
             headers={"X-Cache": "HIT" if hit else "MISS"},
         )
 
-    @get("/chat/history")
+    @get("/chat/history", opt={"refusals": (404,)})
     async def history(chat_id: ChatIdQuery, user_id: UserIdQuery = None) -> list[dict[str, str]]:
         chat = await owned_chat(chat_id, user_id)
         return [
