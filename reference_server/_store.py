@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     event,
     insert,
@@ -35,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ._group_commit import GroupCommit, Step
 
 WAL_SWITCH_TIMEOUT_S = 30.0  # as long as a connection waits for the writer (its busy timeout)
 metadata = MetaData()
@@ -107,6 +110,8 @@ class Store:
         except Exception as err:  # a malformed URL or an unknown driver
             raise ValueError(f"database_url {url!r}: {err}") from None
         self._write_lock = asyncio.Lock() if url.startswith("sqlite") else None
+        # SQLite's one writer: the hot writes (a conversation made, a message stored) share transactions
+        self._group = GroupCommit(self._writing, _GROUPED) if url.startswith("sqlite") else None
         if url.startswith("sqlite"):
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -120,6 +125,16 @@ class Store:
             return
         async with self._write_lock, self._engine.begin() as conn:
             yield conn
+
+    async def _write(self, steps: Sequence[Step]) -> None:
+        """One write of `_GROUPED` statements: in a shared transaction on SQLite (`GroupCommit`), in a
+        transaction of its own on PostgreSQL (whose writers do not wait for each other)."""
+        if self._group is not None:
+            await self._group.run(steps)
+            return
+        async with self._writing() as conn:
+            for statement, params in steps:
+                await conn.execute(statement, params)
 
     async def create_tables(self) -> None:
         """Create the tables if missing; safe when several workers start at once on one database."""
@@ -165,12 +180,15 @@ class Store:
     ) -> Conversation:
         now = at or utc_now()
         row = Conversation(id or str(uuid.uuid4()), profile, owner, title, now, now)
-        async with self._writing() as conn:
-            await conn.execute(
-                insert(conversations).values(
-                    id=row.id, profile=profile, owner=owner, title=title, created_at=now, updated_at=now
-                )
-            )
+        values = {
+            "id": row.id,
+            "profile": profile,
+            "owner": owner,
+            "title": title,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self._write([(_INSERT_CONVERSATION, values)])
         return row
 
     async def ensure_conversation(self, profile: str, id: str) -> bool:
@@ -199,15 +217,14 @@ class Store:
         """Store a message; `at` dates one whose storing was deferred (default: now)."""
         now = at or utc_now()
         message = Message(str(uuid.uuid4()), conversation_id, role, content, now)
-        async with self._writing() as conn:
-            await conn.execute(
-                insert(messages).values(
-                    id=message.id, conversation_id=conversation_id, role=role, content=content, created_at=now
-                )
-            )
-            await conn.execute(
-                update(conversations).where(conversations.c.id == conversation_id).values(updated_at=now)
-            )
+        row = {
+            "id": message.id,
+            "conversation_id": conversation_id,
+            "role": role,
+            "content": content,
+            "created_at": now,
+        }
+        await self._write([(_INSERT_MESSAGE, row), (_TOUCH_CONVERSATION, {"conversation": conversation_id, "at": now})])
         return message
 
     async def messages(self, conversation_id: str, *, last: int | None = None) -> list[Message]:
@@ -239,6 +256,14 @@ class Store:
             )
         return bool(result.rowcount)
 
+
+# The hot writes, in the order a shared transaction runs them (a conversation before its messages).
+_INSERT_CONVERSATION = insert(conversations)
+_INSERT_MESSAGE = insert(messages)
+_TOUCH_CONVERSATION = (
+    update(conversations).where(conversations.c.id == bindparam("conversation")).values(updated_at=bindparam("at"))
+)
+_GROUPED = (_INSERT_CONVERSATION, _INSERT_MESSAGE, _TOUCH_CONVERSATION)
 
 _CREATE_TABLES_LOCK = 0x7E7E_5E55  # an arbitrary advisory-lock id of create_tables
 
