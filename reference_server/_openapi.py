@@ -274,7 +274,7 @@ class SchemaCompleter:
                 properties = body.setdefault("properties", {})
                 if name in properties:
                     properties[name] = (
-                        {**properties[name], **wanted}
+                        self._with_null(properties[name], wanted)
                         if not rule.required
                         else {**self._without_null(properties[name]), **wanted}
                     )
@@ -344,6 +344,17 @@ class SchemaCompleter:
             if len(options) == 1:
                 return {k: v for k, v in schema.items() if k != key} | options[0]
         return schema
+
+    @staticmethod
+    def _with_null(schema: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+        """An optional body field's schema with the profile's rule on its value, and null still allowed
+        where the body type takes it (`X | None = None`: a JSON null is the field left out)."""
+        for key in ("oneOf", "anyOf"):
+            options = schema.get(key, [])
+            if any(s.get("type") == "null" for s in options):
+                merged = [s if s.get("type") == "null" else {**s, **wanted} for s in options]
+                return {**{k: v for k, v in schema.items() if k != key}, key: merged}
+        return {**schema, **wanted}
 
     @staticmethod
     def _body_schema(schema: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
