@@ -32,7 +32,7 @@ SETTINGS: Mapping[str, Setting] = {
             "heartbeat_s",
             "30",
             "seconds between the heartbeats (comment lines or heartbeat events) the target sends while its "
-            "LLM is silent (0: it sends none); the heartbeat check allows one and a half intervals plus 1 s "
+            "LLM is silent (0: it sends none); the heartbeat check allows one and a half intervals plus 2 s "
             "of silence, and every deadline of the run allows one interval on top of the upstream timeout",
         ),
         Setting(

@@ -80,6 +80,16 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: ("[redacted]" if name in SECRET_HEADERS else value) for name, value in headers.items()}
 
 
+def _prompt_has(entry: Mapping[str, Any], text: str) -> bool:
+    """Whether the entry's prompt holds `text`; for an entry closed before it was planned (its client
+    left while it waited), whether its raw body does: it still belongs to whoever sent that marker."""
+    prompt = entry.get("prompt")
+    if prompt is not None:
+        return text in prompt
+    body = entry.get("body")
+    return isinstance(body, bytes) and text.encode("utf-8") in body
+
+
 class Journal:
     """A bounded, ordered record of requests; entries are JSON-ready dicts."""
 
@@ -120,7 +130,7 @@ class Journal:
         if since_id is not None:
             entries = (e for e in entries if e["id"] > since_id)
         if prompt_contains is not None:
-            entries = (e for e in entries if prompt_contains in (e.get("prompt") or ""))
+            entries = (e for e in entries if _prompt_has(e, prompt_contains))
         if model is not None:
             entries = (e for e in entries if e.get("model") == model)
         if path is not None:

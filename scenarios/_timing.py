@@ -62,15 +62,16 @@ def stream_timing(
 
 def heartbeat_tolerance_s(settings: Mapping[str, str]) -> float:
     """The longest silence a stream may show while its LLM is silent: one and a half heartbeat
-    intervals (a beat may slip on a busy server) plus a second of loopback and scheduling slack."""
-    return float(settings["heartbeat_s"]) * 1.5 + 1.0
+    intervals (a beat may slip on a busy server) plus `SLACK_S` of loopback and scheduling slack."""
+    return float(settings["heartbeat_s"]) * 1.5 + SLACK_S
 
 
 def heartbeat_stall_s(settings: Mapping[str, str]) -> float:
-    """How long the heartbeat scenario silences the LLM: three intervals and two seconds, well past the
-    tolerance (a target told to send none, `heartbeat_s=0`, still shows its silence), but inside the
-    upstream timeout (at most 80 % of it), which would end the stream."""
-    return round(min(float(settings["heartbeat_s"]) * 3 + 2.0, 0.8 * float(settings["upstream_timeout_s"])), 3)
+    """How long the heartbeat scenario silences the LLM: three intervals and a second more than the
+    slack, well past the tolerance (a target told to send none, `heartbeat_s=0`, still shows its
+    silence), but inside the upstream timeout (at most 80 % of it), which would end the stream."""
+    heartbeat, upstream = float(settings["heartbeat_s"]), float(settings["upstream_timeout_s"])
+    return round(min(heartbeat * 3 + SLACK_S + 1.0, 0.8 * upstream), 3)
 
 
 def cancel_wait_s(settings: Mapping[str, str]) -> float:
