@@ -109,7 +109,7 @@ def test_a_trickling_head_is_answered_408_and_closed_after_the_header_timeout(se
             answer += chunk
         elapsed = time.perf_counter() - started
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"limits.header_timeout_s" in answer
-    assert HEADER_TIMEOUT_S <= elapsed < HEADER_TIMEOUT_S + 1.5
+    assert HEADER_TIMEOUT_S <= elapsed < HEADER_TIMEOUT_S + 3.0  # slack for a loaded CI machine
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_the_idle_timeout(server: ServerProcess) -> None:
@@ -121,7 +121,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_idle_timeout(server: 
             time.sleep(IDLE_TIMEOUT_S / 3)
         idle_since = time.perf_counter()
         assert _until_closed(kept) == b""  # closed with a FIN, nothing more said
-        assert IDLE_TIMEOUT_S - IDLE_TIMEOUT_S / 3 - 0.05 <= time.perf_counter() - idle_since < IDLE_TIMEOUT_S + 1.5
+        assert IDLE_TIMEOUT_S - IDLE_TIMEOUT_S / 3 - 0.05 <= time.perf_counter() - idle_since < IDLE_TIMEOUT_S + 3.0
         assert _until_closed(silent) == b""  # a connection that never sent a byte, likewise
         assert time.perf_counter() - opened >= IDLE_TIMEOUT_S
 
