@@ -346,7 +346,7 @@ class ContractEndpoint:
         retry_after: float | None = None,
         call: Call | None = None,
     ) -> HttpResponse:
-        return error_response(status, message, retry_after)
+        return self.service.error(status, message, retry_after=retry_after)
 
     def text_of(self, event: str | None, payload: dict[str, Any]) -> str | None:
         stream = self.service.spec.stream

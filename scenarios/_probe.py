@@ -20,7 +20,7 @@ import httpx
 from contracts import Profile
 
 from ._results import ScenarioResult
-from ._run_settings import setting_rows
+from ._run_settings import SettingRow, setting_rows
 from ._runner import RunConfig, effective_settings, run
 from ._scenarios import Scenario, Step, Timing, library
 from ._timing import client_timeout_s
@@ -183,12 +183,15 @@ def suggested_command(config: RunConfig, profile_arg: str) -> str:
         parts.append('--jwt-secret "$JWT_SECRET"')
     elif config.credentials.tokens:
         parts.append('--token "$TOKEN1" --token2 "$TOKEN2"')
-    for row in setting_rows(config.profile, library()):
-        if not row.scenarios and not row.operations:
-            continue
+    for row in run_rows(config):
         value = config.settings.get(row.name, row.value)
         parts.append(f"--setting {row.name}={value if value is not None else 'VALUE'}")
     return " \\\n    ".join(parts)
+
+
+def run_rows(config: RunConfig) -> list[SettingRow]:
+    """The settings a run of the profile uses: those its scenarios need or its calls name."""
+    return [row for row in setting_rows(config.profile, library()) if row.scenarios or row.operations]
 
 
 def describe(report: ProbeReport, config: RunConfig) -> str:
@@ -203,8 +206,7 @@ def describe(report: ProbeReport, config: RunConfig) -> str:
         lines += [
             f"  {row.name} = {config.settings.get(row.name, row.value)}"
             + ("" if row.name in config.settings else f"  ({'not set' if row.value is None else 'assumed'})")
-            for row in setting_rows(config.profile, library())
-            if row.scenarios or row.operations
+            for row in run_rows(config)
         ]
         lines += ["", "Then:", "  " + report.command]
     return "\n".join(lines)
