@@ -103,7 +103,11 @@ def judge(fig: StormFigures) -> list[Property]:
     failed = sum(fig.failures.values())
     rss_limit = max(RSS_SLACK_KB, int(fig.rss_first_kb * RSS_SLACK_SHARE))
     growth = fig.rss_second_kb - fig.rss_first_kb
-    fd_ok = fig.fds_after <= fig.fds_before + FD_SLACK and fig.upstream_fds_after <= fig.upstream_fds_before + FD_SLACK
+    # Through the reference server, each connection it keeps pooled to the mock holds one fd on each
+    # side: its own growth beyond the mock's is what the storm left behind (a leak per stream would
+    # show as thousands); the mock's own fds are judged in its own storm.
+    pooled = max(0, fig.upstream_fds_after - fig.upstream_fds_before) if name != "mock" else 0
+    fd_ok = fig.fds_after - fig.fds_before - pooled <= FD_SLACK
     fds = f"{fig.fds_before} -> {fig.fds_after}"
     if fig.upstream_fds_before >= 0 and name != "mock":
         fds += f" (mock {fig.upstream_fds_before} -> {fig.upstream_fds_after})"
@@ -114,7 +118,12 @@ def judge(fig: StormFigures) -> list[Property]:
             f"{failed} of {fig.streams} failed {dict(fig.failures) if failed else ''}".rstrip(),
             "0 failed",
         ),
-        Property(f"{name}: no fd growth", fd_ok, f"fds {fds}", f"at most +{FD_SLACK} once settled"),
+        Property(
+            f"{name}: no fd growth",
+            fd_ok,
+            f"fds {fds}",
+            f"at most +{FD_SLACK} once settled" + (", beyond those pooled to the mock" if name != "mock" else ""),
+        ),
         Property(
             f"{name}: memory steady at the journal's cap",
             growth <= rss_limit if fig.streams >= MIN_LEAK_STREAMS else None,
