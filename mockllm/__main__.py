@@ -1,4 +1,8 @@
-"""Command line: `mockllm serve`, `mockllm demo`, `mockllm check-config`.
+"""Command line: `mockllm serve`, `mockllm demo`, `mockllm check-config`, `mockllm record`.
+
+`record --upstream URL --out DIR` is a pass-through proxy in front of a real provider that writes
+each chat answer as a recording (see `_recorder`); a mock with `recordings: {dir: DIR}` in its config
+replays them byte for byte.
 
 Besides the config file, flags set the seed, the timing, the default answer and the limits on what
 a client may send (`--max-header-bytes`, `--max-headers`, `--max-body-bytes`, `--max-json-depth`,
@@ -46,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and print it in full")
     check.add_argument("config", help="YAML config file")
+
+    record = commands.add_parser(
+        "record", help="a pass-through proxy to a provider that records every chat answer for replay"
+    )
+    record.add_argument("--upstream", required=True, help="the provider's base URL, e.g. https://api.openai.com")
+    record.add_argument("--out", required=True, help="directory the recordings go to (one file per request)")
+    record.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    record.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
     return parser
 
 
@@ -237,8 +249,39 @@ def _run(coro: Any, loop_name: str = "uvloop") -> None:
     asyncio.run(coro)
 
 
+def _record(args: argparse.Namespace) -> int:
+    """`mockllm record`: refuse a bad URL or an unwritable directory before binding, then proxy
+    until SIGINT/SIGTERM, printing each file as it is written."""
+    from ._recorder import Recorder, RecorderError, serve
+
+    try:
+        recorder = Recorder(args.upstream, args.out, on_recorded=lambda path: print(f"recorded {path}", flush=True))
+    except RecorderError as err:
+        print(f"mockllm record: {err}", file=sys.stderr)
+        return 2
+
+    def ready(port: int) -> None:
+        print(f"mockllm record listening on http://{args.host}:{port} (upstream {recorder.shown})", flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(recorder, args.host, args.port, ready, stop)
+
+    try:
+        _run(run())
+    except OSError as err:  # the address is taken, say
+        print(f"mockllm record: cannot listen on {args.host}:{args.port}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "record":
+        return _record(args)
     try:
         if args.command == "check-config":
             config = parse_config(load_config_file(args.config))

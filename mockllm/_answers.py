@@ -15,6 +15,15 @@ from typing import Any, ClassVar, Protocol
 import jinja2
 import jinja2.sandbox
 
+from ._agent_answers import (
+    AGENT_MATCH_KEYS,
+    AgentMatch,
+    BlocksAnswer,
+    Part,
+    parse_agent_match,
+    parse_blocks,
+    parse_call,
+)
 from ._distributions import Distribution, parse_distribution
 from ._errors import ConfigError
 from ._faults import Match, parse_match
@@ -238,27 +247,56 @@ _SAMPLE_REQUEST = ChatRequest(model="sample", messages=(Message("user", "sample"
 class AnswerRule:
     match: Match
     source: AnswerSource
+    agent: AgentMatch | None = None  # conditions on the tools offered and the tool results sent back
 
     def to_config(self) -> dict[str, Any]:
-        return {"match": self.match.to_config(), "answer": self.source.to_config()}
+        match = self.match.to_config()
+        if self.agent is not None:
+            match.update(self.agent.to_config())
+        return {"match": match, "answer": self.source.to_config()}
+
+    def applies(self, request: ChatRequest, last_user: str, model: str, turn: int) -> bool:
+        if not self.match.matches(last_user, model, turn):
+            return False
+        if self.agent is not None and not self.agent.matches(request.agent):
+            return False
+        # A rule that calls tools answers the user, not the tools' results, unless it says so: the
+        # turn after the results is answered in text, so an agent loop ends.
+        if self.calls_tools and (self.agent is None or self.agent.tool_result is None):
+            return request.agent is None or not request.agent.answered
+        return True
+
+    @property
+    def calls_tools(self) -> bool:
+        return isinstance(self.source, BlocksAnswer) and self.source.calls_tools
 
 
 def choose_source(rules: tuple[AnswerRule, ...], default: AnswerSource, request: ChatRequest) -> AnswerSource:
-    """The first rule whose match holds for the last user message, model and turn."""
+    """The first rule whose match holds for the last user message, model and turn (and the
+    request's tools and tool results, where the rule names them)."""
+    return choose(rules, default, request)[0]
+
+
+def choose(rules: tuple[AnswerRule, ...], default: AnswerSource, request: ChatRequest) -> tuple[AnswerSource, bool]:
+    """The source and whether a rule chose it (False: the default)."""
     if rules:
         last_user, model, turn = request.last_user, request.model, request.turn
         for rule in rules:
-            if rule.match.matches(last_user, model, turn):
-                return rule.source
-    return default
+            if rule.applies(request, last_user, model, turn):
+                return rule.source, True
+    return default, False
 
 
 def parse_source(value: Any, key: str) -> AnswerSource:
     """Read one of `{fixed: TEXT}`, `{template: JINJA}`, `{echo: true}`, `{prose: {...}}`,
-    `{replay: {transcript: PATH_OR_NAME, speed: X}}`."""
+    `{replay: {transcript: PATH_OR_NAME, speed: X}}`, `{blocks: [...]}`, `{tool_call: {...}}`."""
     if not isinstance(value, dict) or len(value) != 1:
-        raise ConfigError(key, "expected exactly one of fixed, template, echo, prose, replay")
+        raise ConfigError(key, "expected exactly one of fixed, template, echo, prose, replay, blocks, tool_call")
     ((kind, spec),) = value.items()
+    if kind == "blocks":
+        return parse_blocks(spec, f"{key}.blocks", parse_source)
+    if kind == "tool_call":
+        return BlocksAnswer((Part("tool_call", call=parse_call(spec, f"{key}.tool_call", parse_source)),))
     if kind == "fixed":
         if not isinstance(spec, str):
             raise ConfigError(f"{key}.fixed", f"expected a string, got {spec!r}")
@@ -282,7 +320,9 @@ def parse_source(value: Any, key: str) -> AnswerSource:
         return _parse_prose(spec or {}, f"{key}.prose")
     if kind == "replay":
         return _parse_replay(spec, f"{key}.replay")
-    raise ConfigError(f"{key}.{kind}", "unknown answer source; use fixed, template, echo, prose or replay")
+    raise ConfigError(
+        f"{key}.{kind}", "unknown answer source; use fixed, template, echo, prose, replay, blocks or tool_call"
+    )
 
 
 def _parse_replay(spec: Any, key: str) -> ReplayAnswer:
@@ -330,7 +370,13 @@ def parse_answer_rule(value: Any, key: str) -> AnswerRule:
     unknown = sorted(set(value) - {"match", "answer"})
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}", "unknown field; use 'match' and 'answer'")
+    match = value.get("match")
+    agent = None
+    if isinstance(match, dict):
+        agent = parse_agent_match(match, f"{key}.match")
+        match = {name: field for name, field in match.items() if name not in AGENT_MATCH_KEYS}
     return AnswerRule(
-        parse_match(value.get("match"), f"{key}.match"),
+        parse_match(match, f"{key}.match"),
         parse_source(value["answer"], f"{key}.answer"),
+        agent,
     )

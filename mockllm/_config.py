@@ -31,6 +31,12 @@ result is parsed whole before it replaces the config in force: a bad value is re
       header_timeout_s: 10           # a request's head not whole this long after its first byte: 408, close
       idle_timeout_s: 60             # a connection with no request in flight: closed after this
       max_connections: 10000         # one more connection is answered 503 at once and closed
+    reasoning: {low: 24, medium: 48, high: 96}   # reasoning tokens a request asking for it gets, by
+                                     # effort (also minimal, default); streamed or hidden, always timed
+    strict: true                     # check requests as the provider does: refuse what it refuses
+    recordings:                      # answer from `mockllm record` files (see _recording)
+      dir: recordings                # every recording in this directory, found by its request's key
+      missing: plan                  # none matches: plan an answer as usual (`error`: the dialect's 404)
 
 The limits apply to connections at once when the admin API changes them (a new `max_connections`
 closes no connection already open); `to_dict` shows them when any differs from its default.
@@ -40,20 +46,35 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contracts import SpecError, read_yaml
 
+from ._agent_answers import DEFAULT_REASONING_TOKENS, parse_reasoning_tokens
 from ._answers import AnswerRule, AnswerSource, ProseAnswer, parse_answer_rule, parse_source
 from ._contract import load_contract
 from ._distributions import Distribution, parse_distribution
 from ._errors import ConfigError, ContractError
 from ._faults import FaultRule, parse_fault_rule
 from ._limits import Limits, parse_limits
+from ._recording import Recordings, load_recordings
 
-_SECTIONS = ("seed", "models", "timing", "answers", "faults", "journal", "contract", "limits")
+_SECTIONS = (
+    "seed",
+    "models",
+    "timing",
+    "answers",
+    "faults",
+    "journal",
+    "contract",
+    "limits",
+    "reasoning",
+    "strict",
+    "recordings",
+)
 MAX_JOURNAL_ENTRIES = 10_000_000
 
 
@@ -91,6 +112,11 @@ class MockConfig:
     contract: str | None = None  # the contract profile served, as the config names it
     contract_spec: Any = field(default=None, compare=False, repr=False)  # it compiled (a ContractSpec)
     limits: Limits = field(default_factory=Limits)
+    # Tokens of reasoning a request that asks for it gets, by effort (`_agent_answers`).
+    reasoning_tokens: Mapping[str, int] = field(default_factory=lambda: DEFAULT_REASONING_TOKENS)
+    # Requests checked as the provider checks them (each dialect's `check`); false accepts what it would refuse.
+    strict: bool = True
+    recordings: Recordings | None = None  # answers recorded by `mockllm record`, found by request key
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the mapping that parses back to it (what GET /_mock/config returns)."""
@@ -122,6 +148,10 @@ class MockConfig:
         if self.contract is not None:
             out["contract"] = self.contract
         out["limits"] = self.limits.to_config()  # always: a client asking the mock its config sees its limits
+        out["reasoning"] = dict(self.reasoning_tokens)
+        out["strict"] = self.strict
+        if self.recordings is not None:
+            out["recordings"] = self.recordings.to_config()
         return out
 
 
@@ -154,6 +184,9 @@ def parse_config(raw: Any) -> MockConfig:
     contract = raw.get("contract")
     if contract is not None and (not isinstance(contract, str) or not contract):
         raise ConfigError("contract", f"expected a contract profile's name or file, got {contract!r}")
+    strict = raw.get("strict", True)
+    if not isinstance(strict, bool):
+        raise ConfigError("strict", f"expected true or false, got {strict!r}")
     return MockConfig(
         seed=seed,
         models=tuple(models),
@@ -167,7 +200,25 @@ def parse_config(raw: Any) -> MockConfig:
         contract=contract,
         contract_spec=_contract_spec(contract),
         limits=parse_limits(raw.get("limits")),
+        reasoning_tokens=parse_reasoning_tokens(raw.get("reasoning"), "reasoning"),
+        strict=strict,
+        recordings=_parse_recordings(raw.get("recordings")),
     )
+
+
+def _parse_recordings(raw: Any) -> Recordings | None:
+    """The `recordings` section, its directory read now: a bad file is refused with the config."""
+    if raw is None:
+        return None
+    spec = _mapping(raw, "recordings")
+    _reject_unknown(spec, ("dir", "missing"), "recordings.")
+    directory = spec.get("dir")
+    if not isinstance(directory, str) or not directory:
+        raise ConfigError("recordings.dir", f"expected the directory `mockllm record --out` wrote, got {directory!r}")
+    missing = spec.get("missing", "plan")
+    if missing not in ("plan", "error"):
+        raise ConfigError("recordings.missing", f"expected plan or error, got {missing!r}")
+    return load_recordings(directory, missing)
 
 
 def _contract_spec(name: str | None) -> Any:

@@ -13,13 +13,17 @@ class ConfigError(ValueError):
 
 
 class RequestError(ValueError):
-    """A request is wrong; `param` is the body field (or header) at fault, as OpenAI names it."""
+    """A request is wrong; `param` is the body field (or header) at fault, as OpenAI names it.
+    `check` names the provider's rule a request broke when the mock checks it as the provider does
+    (e.g. `anthropic.tool-result-without-tool-use`): the journal records it, so a run can say which
+    request the real API would have refused, and why."""
 
-    def __init__(self, param: str | None, message: str, *, status: int = 400) -> None:
+    def __init__(self, param: str | None, message: str, *, status: int = 400, check: str | None = None) -> None:
         super().__init__(message)
         self.param = param
         self.message = message
         self.status = status
+        self.check = check
 
 
 class ContractError(ValueError):

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ._answers import choose_source
+from ._agent import Block
+from ._agent_answers import BlocksAnswer, agent_pieces, blocks_of
+from ._answers import ProseAnswer, choose, generate_prose
 from ._config import MockConfig
 from ._distributions import Distribution
 from ._faults import Fault
@@ -31,14 +33,18 @@ class Plan:
     chunks: tuple[str, ...]  # content pieces, one per stream event; joined they are `answer`
     offsets: tuple[float, ...]  # seconds after arrival at which each chunk is due
     ttft: float  # seconds after arrival at which the first chunk is due (or the empty answer)
-    finish_reason: str  # "stop" or "length"
+    finish_reason: str  # "stop", "length" or "tool_calls"
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included, as every provider counts them
     fault: Fault | None = None
+    # An answer with more than text: its reasoning, tool call and text blocks over the chunks, in
+    # order (empty: the chunks are all answer text, the plain plan every dialect's fast path takes).
+    blocks: tuple[Block, ...] = ()
+    reasoning_tokens: int = 0  # streamed or hidden
 
     def to_journal(self) -> dict[str, Any]:
         """The plan as the journal shows it, in milliseconds."""
-        return {
+        out = {
             "ttft_ms": self.ttft * 1000.0,
             "offsets_ms": [offset * 1000.0 for offset in self.offsets],
             "chunks": list(self.chunks),
@@ -46,6 +52,21 @@ class Plan:
             "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
         }
+        if self.blocks:
+            out["blocks"] = [block.to_journal() for block in self.blocks]
+            out["reasoning_tokens"] = self.reasoning_tokens
+        return out
+
+    @property
+    def tool_calls(self) -> tuple[Block, ...]:
+        return tuple(block for block in self.blocks if block.kind == "tool_call")
+
+    def block_of_chunks(self) -> tuple[int, ...]:
+        """For each chunk, the index of its block: what a dialect's encoder reads once per response."""
+        out: list[int] = []
+        for index, block in enumerate(self.blocks):
+            out += [index] * (block.stop - block.start)
+        return tuple(out)
 
     @property
     def end_offset(self) -> float:
@@ -72,7 +93,9 @@ def plan_response(
 ) -> Plan:
     """Plan the response to `request`. `active_streams` drives the optional load slow-down."""
     seed = request_seed(config.seed, request)
-    source = choose_source(config.answer_rules, config.default_answer, request)
+    source, ruled = choose(config.answer_rules, config.default_answer, request)
+    if request.agent is not None or isinstance(source, BlocksAnswer):
+        return _agent_plan(config, request, source, ruled, seed, fault, active_streams)
     tokens = source.tokens(request, rng_for(seed, "text"), seed)
     if source.recorded_offsets is not None:
         return _paced_plan(seed, request, tokens, source.recorded_offsets, fault)
@@ -97,6 +120,76 @@ def plan_response(
         prompt_tokens=prompt_tokens,
         completion_tokens=len(tokens),
         fault=fault,
+    )
+
+
+def _agent_plan(
+    config: MockConfig,
+    request: ChatRequest,
+    source: Any,
+    ruled: bool,
+    seed: int,
+    fault: Fault | None,
+    active_streams: int,
+) -> Plan:
+    """A plan with blocks: reasoning, tool calls and text, each chunked and timed like text. Hidden
+    reasoning takes the time its tokens would take to stream, before the first chunk."""
+    multibyte = config.default_answer.multibyte if isinstance(config.default_answer, ProseAnswer) else 0.0
+
+    def reasoning(length: int, rng: random.Random) -> list[str]:
+        return generate_prose(length, rng, multibyte, 4)
+
+    pieces = agent_pieces(request, source, ruled, rng_for(seed, "text"), seed, config.reasoning_tokens, reasoning)
+    budget = request.max_tokens
+    hidden = pieces.hidden_reasoning
+    finish_reason = "tool_calls" if "tool_call" in pieces.kinds else "stop"
+    if budget is not None and hidden >= budget:
+        hidden, budget, finish_reason = budget, 0, "length"
+    elif budget is not None:
+        budget -= hidden
+    per_chunk = config.timing.tokens_per_chunk
+    chunks: list[str] = []
+    counts: list[int] = []
+    completion = hidden
+    reasoning = hidden
+    for kind, tokens in zip(pieces.kinds, pieces.tokens, strict=True):
+        if budget is not None and len(tokens) > budget:
+            tokens = tokens[:budget]
+            finish_reason = "length"
+        if budget is not None:
+            budget -= len(tokens)
+        if kind == "tool_call" and len(tokens) == 1:
+            completion += count_tokens(tokens[0])  # a whole call (Gemini) costs its arguments' tokens
+        else:
+            completion += len(tokens) if kind != "redacted_reasoning" else 0
+        if kind == "reasoning":
+            reasoning += len(tokens)
+        if (kind == "tool_call" and len(tokens) == 1) or per_chunk == 1:
+            block_chunks = list(tokens)
+        else:
+            block_chunks = ["".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk)]
+        chunks += block_chunks
+        counts.append(len(block_chunks))
+    prompt_tokens = _prompt_tokens(request)
+    hidden_chunks = -(-hidden // per_chunk)
+    ttft, offsets = _schedule(config, request, hidden_chunks + len(chunks), prompt_tokens, seed, active_streams)
+    if hidden_chunks:
+        offsets = offsets[hidden_chunks:]
+        ttft = offsets[0] if offsets else ttft
+    all_chunks = tuple(chunks)
+    blocks = blocks_of(pieces, counts, all_chunks)
+    return Plan(
+        seed=seed,
+        answer="".join(block.text for block in blocks if block.kind == "text"),
+        chunks=all_chunks,
+        offsets=offsets,
+        ttft=ttft,
+        finish_reason=finish_reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        fault=fault,
+        blocks=blocks,
+        reasoning_tokens=reasoning,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._agent import Agent
 from ._errors import RequestError
 
 
@@ -39,6 +40,7 @@ class ChatRequest:
     sampling: dict[str, Any] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
     raw_prompt: bool = False  # a legacy completion's prompt: counted without chat message framing
+    agent: Agent | None = None  # tools, tool choice, reasoning, output format, tool calls and results
 
     @property
     def last_user(self) -> str:

@@ -44,6 +44,7 @@ from ._http import ClientGone, Connection, HttpServer, Refusal, Request
 from ._journal import Journal, RawBody, redact
 from ._metrics import Achieved, Metrics
 from ._plan import Plan, plan_response, rng_for
+from ._recorded_answers import replay_recording
 from ._request import ChatRequest, request_seed
 from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, reset_schedule, stream_schedule
 from .dialects import DIALECTS, Call, Dialect, Encoding, Route
@@ -194,6 +195,7 @@ class MockServer:
             path_params=params,
             max_json_depth=self.config.limits.max_json_depth,
             body_over=request.body_over,
+            strict=self.config.strict,
         )
         for route in routes:
             if route.claim is None or route.claim(call):
@@ -292,12 +294,21 @@ class MockServer:
             chat, options = dialect.parse(call)
             fault, fault_source = self._choose_fault(config, chat, call)
         except RequestError as err:
-            entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
-            self.metrics.record(dialect.name, "rejected")
-            prepared.rejected = True
-            prepared.schedule = immediate(dialect.error(err.status, err.message, param=err.param, call=call))
+            self._reject(dialect, call, entry, prepared, err)
             return
-        plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
+        if config.recordings is not None:  # a recorded answer, its bytes at their pace (see _recording)
+            replayed = replay_recording(
+                config.recordings, dialect, call, chat, options, fault, request_seed(config.seed, chat)
+            )
+            if replayed is not None:
+                entry.update(fault=fault.spec if fault else None, fault_source=fault_source, **replayed.journal)
+                prepared.schedule = replayed.schedule
+                return
+        try:
+            plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
+        except RequestError as err:  # what only planning finds: a tool's schema no value satisfies
+            self._reject(dialect, call, entry, prepared, err)
+            return
         hooks: RequestHooks | None = options.get(HOOKS)
         prepared.hooks = hooks
         extra: dict[str, Any] = {}
@@ -316,7 +327,23 @@ class MockServer:
             planned=plan,  # rendered when the journal is read, not on the way to the first token
             **extra,
         )
+        if chat.agent is not None or plan.blocks:
+            entry["tool_calls"] = [
+                {"id": block.call_id, "name": block.name, "arguments": block.text} for block in plan.tool_calls
+            ]
+            entry["agent"] = chat.agent  # rendered when read: the tools offered, the results sent back
         prepared.schedule = schedule
+
+    def _reject(
+        self, dialect: Dialect, call: Call, entry: dict[str, Any], prepared: _Prepared, err: RequestError
+    ) -> None:
+        """The request refused with the dialect's error, its entry complete."""
+        entry.update(outcome="rejected", status=err.status, error=err.message, param=err.param)
+        if err.check is not None:
+            entry["check"] = err.check  # the provider's rule the request broke
+        self.metrics.record(dialect.name, "rejected")
+        prepared.rejected = True
+        prepared.schedule = immediate(dialect.error(err.status, err.message, param=err.param, call=call))
 
     def _schedule(self, dialect: Dialect, plan: Plan, chat: ChatRequest, call: Call, options: Any) -> WireSchedule:
         ident = f"mock{plan.seed:016x}"

@@ -57,6 +57,29 @@ class MockLLMClient:
                 raise TimeoutError(f"{count} finished journal entries with {prompt_contains!r} not seen: {entries}")
             time.sleep(0.02)
 
+    def tool_calls(self, **filters: Any) -> list[dict[str, Any]]:
+        """The tool calls the mock answered with, oldest first, in the entries `filters` select (as
+        `journal`): each `{id, name, arguments, entry}`; `arguments` is the JSON text streamed."""
+        entries = self.journal(**filters)
+        return [{**call, "entry": entry["id"]} for entry in entries for call in entry.get("tool_calls") or ()]
+
+    def tool_results(self, **filters: Any) -> list[dict[str, Any]]:
+        """The tool results the client sent back, as each request carried them (`{call_id, name,
+        content, entry}`): what a backend returned to the model after running its tools."""
+        return [
+            {**result, "entry": entry["id"]}
+            for entry in self.journal(**filters)
+            for result in (entry.get("agent") or {}).get("tool_results") or ()
+        ]
+
+    def refusals(self, **filters: Any) -> list[dict[str, Any]]:
+        """The requests refused as the provider would refuse them: `{check, error, status, entry}`."""
+        return [
+            {"check": entry["check"], "error": entry.get("error"), "status": entry.get("status"), "entry": entry["id"]}
+            for entry in self.journal(**filters)
+            if entry.get("check")
+        ]
+
     def clear_journal(self) -> int:
         return self._call("DELETE", "/_mock/journal")["cleared"]
 

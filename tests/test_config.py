@@ -409,6 +409,8 @@ def test_docstring_example_to_dict_is_exact() -> None:
             "idle_timeout_s": 60.0,
             "max_connections": 10000,
         },
+        "reasoning": {"minimal": 8, "low": 24, "medium": 48, "high": 96, "default": 48},
+        "strict": True,
     }
 
 
@@ -652,7 +654,7 @@ def test_parse_source_kinds() -> None:
         ({"prose": {"multibyte": True}}, "k.prose.multibyte", "got True"),
         ({"prose": {"length_tokens": -3}}, "k.prose.length_tokens", "must be >= 0, got -3"),
         ({"prose": {"words": 3}}, "k.prose.words", "unknown field"),
-        ({"limerick": "x"}, "k.limerick", "unknown answer source; use fixed, template, echo, prose or replay"),
+        ({"limerick": "x"}, "k.limerick", "use fixed, template, echo, prose, replay, blocks or tool_call"),
     ],
 )
 def test_parse_source_errors(value: Any, key: str, fragment: str) -> None:

@@ -470,7 +470,7 @@ def test_fragmented_stream_splits_utf8_and_the_sdk_reassembles(
         ({}, "contents"),
         ({"contents": []}, "contents"),
         ({"contents": ["hi"]}, "contents[0]"),
-        ({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}, "contents[0].role"),
+        ({"contents": [{"role": 5, "parts": [{"text": "x"}]}]}, "contents[0].role"),  # "assistant": gemini.role
         ({"contents": [{"role": "user"}]}, "contents[0].parts"),
         ({"contents": [{"parts": [{"text": 5}]}]}, "contents[0].parts[0].text"),
         ({"contents": [{"parts": [{"text": "x"}]}], "systemInstruction": 5}, "systemInstruction"),

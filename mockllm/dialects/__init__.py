@@ -20,6 +20,7 @@ from .._dialect_registry import DIALECTS as _REGISTERED
 from .._dialect_registry import Registry
 from .._wire import HttpResponse, StreamFrames
 from ._base import (
+    BlockFrames,
     Call,
     Dialect,
     Encoding,
@@ -64,6 +65,7 @@ register(Gemini())
 
 __all__ = [
     "DIALECTS",
+    "BlockFrames",
     "Call",
     "Dialect",
     "Encoding",

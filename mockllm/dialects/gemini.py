@@ -13,6 +13,34 @@ What the real API does and the mock copies:
 - Errors are `{"error": {"code", "message", "status"}}` with the canonical gRPC status name;
   where the answer would have been an array, the error is wrapped in one too.
 
+Agents (tools, thinking, structured output), as the real API streams them:
+
+- `tools: [{functionDeclarations: [...]}]` (OpenAPI `parameters`, upper-case types allowed, or
+  `parametersJsonSchema`; other tools such as googleSearch are accepted and ignored) and
+  `toolConfig.functionCallingConfig` (`AUTO`/`VALIDATED`: auto, `ANY`: required, `ANY` with one
+  allowed name: that tool, `NONE`: none). A call is a `functionCall` part `{name, args}` sent whole
+  in one event (`args` a JSON object, never a string); parallel calls are one part, one event each.
+  The finish is `STOP` for calls too. Gemini 3 models add an `id` to each call.
+- `generationConfig.thinkingConfig`: a `thinkingBudget` > 0 (or -1, dynamic), a `thinkingLevel`, or
+  `includeThoughts` alone turns reasoning on (`thinkingBudget: 0` turns it off). The thoughts stream,
+  in pieces and before the answer, as parts `{"text": ..., "thought": true}` only with
+  `includeThoughts`; `usageMetadata.thoughtsTokenCount` counts them whenever the model reasons, and
+  `candidatesTokenCount` leaves them out, as Google counts. The first `functionCall` part of an
+  answer carries a `thoughtSignature` when the model reasons (always on Gemini 3 models, which
+  always think): https://ai.google.dev/gemini-api/docs/thought-signatures.
+- `responseMimeType: application/json` with `responseSchema` (OpenAPI subset) or
+  `responseJsonSchema`: the answer text is a JSON instance of the schema; without a schema, a JSON
+  object.
+- History: model `functionCall` parts are the calls, `functionResponse` parts (in `user` or
+  `function` contents) the results, `thoughtSignature`s are read on the way back.
+
+Strict checks (`Call.strict`), with the real API's messages (sources at each raise): `gemini.role`,
+`gemini.function-response-without-call`, `gemini.function-response-count`,
+`gemini.invalid-function-name`, `gemini.function-calling-config-without-declarations`,
+`gemini.missing-thought-signature` (Gemini 3 models only, in the current turn); and two whose real
+wording was not found, written in the API's field-violation style:
+`gemini.allowed-function-name-undeclared`, `gemini.response-schema-without-json-mime`.
+
 The chat and countTokens routes are served under `/v1/` as well as `/v1beta/`: google-genai 1.x
 called `v1beta`, the current SDK defaults to `v1`. The model list and lookup are `v1beta` only,
 since `GET /v1/models[/{model}]` belong to the OpenAI dialect.
@@ -22,12 +50,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from contracts import DIALECT_PROFILE_DIR
 
+from .._agent import (
+    Agent,
+    Block,
+    OutputFormat,
+    Reasoning,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    sign,
+)
 from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
@@ -43,7 +82,7 @@ JSON = (
     ("server", "scaffolding on HTTPServer2"),
 )
 STREAM = ":streamGenerateContent"
-FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}  # calls finish with STOP
 
 # (canonical status, default message) by HTTP status, as google.rpc.Code maps them.
 _ERROR_SHAPES: dict[int, tuple[str, str]] = {
@@ -80,7 +119,8 @@ _SAMPLING = {
     "responseJsonSchema": "response_json_schema",
 }
 _RANGES = {"temperature": (0, 2), "topP": (0, 1), "presencePenalty": (-2, 2), "frequencyPenalty": (-2, 2)}
-_ROLES = {"": "user", "user": "user", "model": "assistant", "function": "tool", "tool": "tool"}
+_ROLES = {"": "user", "user": "user", "model": "assistant", "function": "tool"}
+_LENIENT_ROLES = {**_ROLES, "tool": "tool", "assistant": "assistant", "system": "system"}  # strict: false
 
 CRLF2 = b"\r\n\r\n"
 ARRAY_NEXT = b"\n,\r\n"  # between two elements of a streamed array, as the real API writes it
@@ -149,17 +189,27 @@ class Gemini:
         # The API key (`x-goog-api-key` or `?key=`) is accepted and not checked: the mock has no
         # accounts. The journal redacts the header and never records the query string.
         body = call.json_object()
-        messages = _conversation(body)
+        messages = _conversation(body, strict=call.strict)
         max_tokens, sampling = _generation_config(body.get("generationConfig"))
         if body.get("tools") is not None:
             sampling["tools"] = body["tools"]
+        model = model_name(call.path_params["model"])
+        agent = _agent(body, model, call.strict) if _agent_hint(body, messages) else None
+        if agent is not None:  # what else changes the answer goes into the seed
+            tool_config = _field(body, "toolConfig")
+            if tool_config is not None:
+                sampling["tool_config"] = tool_config
+            thinking = _field(_field(body, "generationConfig") or {}, "thinkingConfig")
+            if thinking is not None:
+                sampling["thinking_config"] = thinking
         request = ChatRequest(
-            model=model_name(call.path_params["model"]),
+            model=model,
             messages=messages,
             stream=stream,
             max_tokens=max_tokens,
             sampling=sampling,
             overrides=overrides_from_headers(call.headers),
+            agent=agent,
         )
         return request, {"sse": alt == "sse"}
 
@@ -167,6 +217,8 @@ class Gemini:
 
     def stream_frames(self, plan: Plan, enc: Encoding) -> StreamFrames:
         sse = enc.options["sse"]
+        if plan.blocks:
+            return self._agent_stream(plan, enc, sse)
         values = _values(plan, enc)
         # Chunks carry the prompt count only, as gemini-1.5/2.0 streams do (2.5 adds a running
         # candidatesTokenCount, which would be per-chunk work); the final event has it all.
@@ -197,9 +249,38 @@ class Gemini:
             headers=self.array_headers,
         )
 
+    def _agent_stream(self, plan: Plan, enc: Encoding, sse: bool) -> StreamFrames:
+        """A plan with blocks: thought parts, text parts and whole `functionCall` parts, one event
+        per chunk; the finish in an event of its own, as for text."""
+        frames = _agent_frames(plan, enc, pretty=not sse)
+        final = _agent_event(plan, enc, [{"text": ""}], final=True, pretty=not sse)
+        malformed = frames.malformed(plan.fault.after if plan.fault is not None else None)
+        if sse:
+            return StreamFrames(
+                head=b"",
+                head_on_arrival=False,
+                chunks=frames.wrapped(b"data: ", CRLF2),
+                tail=b"data: " + final + CRLF2,
+                error=_SSE_ERROR,
+                malformed=b"data: " + malformed + CRLF2,
+            )
+        return StreamFrames(
+            head=b"[",
+            head_on_arrival=False,
+            chunks=frames.wrapped(b"", ARRAY_NEXT),
+            tail=final + ARRAY_END,
+            error=_ARRAY_ERROR,
+            malformed=malformed + ARRAY_NEXT,
+            headers=self.array_headers,
+        )
+
     # -- not streamed ---------------------------------------------------------------------------
 
     def response(self, plan: Plan, enc: Encoding) -> HttpResponse:
+        if plan.blocks:
+            parts = [part for block in plan.blocks for part in _block_parts(block, plan, enc)]
+            body = _agent_event(plan, enc, parts, final=True, pretty=True)
+            return HttpResponse(200, JSON, body + b"\n")
         # The whole answer is escaped here, not by json_string: it would only fill that cache.
         text = json.dumps(plan.answer, ensure_ascii=False).encode()
         return HttpResponse(200, JSON, _template(True, True).fill(_values(plan, enc), text=text) + b"\n")
@@ -260,9 +341,9 @@ class Gemini:
             if inner is not None:
                 if not isinstance(inner, dict):
                     raise RequestError("generateContentRequest", "'generateContentRequest' must be an object")
-                messages = _conversation(inner, "generateContentRequest.")
+                messages = _conversation(inner, "generateContentRequest.", strict=call.strict)
             else:
-                messages = _contents(body.get("contents"), "contents")
+                messages = _contents(body.get("contents"), "contents", strict=call.strict)
         except RequestError as err:
             return self.error(err.status, err.message, param=err.param, call=call)
         total = count_prompt_tokens([m.content for m in messages])
@@ -370,9 +451,9 @@ def _seconds(value: float) -> str:
 # -- request parsing ------------------------------------------------------------------------------
 
 
-def _conversation(body: dict[str, Any], prefix: str = "") -> tuple[Message, ...]:
+def _conversation(body: dict[str, Any], prefix: str = "", *, strict: bool = True) -> tuple[Message, ...]:
     """`systemInstruction` (as a leading system message) and `contents`, in dialect-free form."""
-    messages = list(_contents(body.get("contents"), f"{prefix}contents"))
+    messages = list(_contents(body.get("contents"), f"{prefix}contents", strict=strict))
     system = body.get("systemInstruction")
     if system is not None:
         field = f"{prefix}systemInstruction"
@@ -386,18 +467,38 @@ def _conversation(body: dict[str, Any], prefix: str = "") -> tuple[Message, ...]
     return tuple(messages)
 
 
-def _contents(value: Any, field: str) -> tuple[Message, ...]:
+def _contents(value: Any, field: str, *, strict: bool = True) -> tuple[Message, ...]:
     if not isinstance(value, list) or not value:
         raise RequestError(field, f"'{field}' must be a non-empty array of Content objects ({{role, parts}})")
     messages = []
+    roles = _ROLES if strict else _LENIENT_ROLES
     for i, item in enumerate(value):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
             raise RequestError(where, f"{where} must be an object, got {type(item).__name__}")
         role = item.get("role", "")
-        if not isinstance(role, str) or role not in _ROLES:
+        if strict and isinstance(role, str) and role not in roles:
+            # The real API's words whatever the role, as client bug reports and fixes quote them:
+            # contents are user or model turns; the legacy `function` role of function responses
+            # is still accepted.
+            raise RequestError(None, "Please use a valid role: user, model.", check="gemini.role")
+        if not isinstance(role, str) or role not in roles:
             raise RequestError(f"{where}.role", f"{where}.role must be 'user' or 'model', got {role!r}")
-        messages.append(Message(_ROLES[role], _text(item.get("parts"), f"{where}.parts")))
+        parts = item.get("parts")
+        text = _text(parts, f"{where}.parts")
+        responses = None
+        if not text or len(parts) > 1:  # a plain turn is one text part: no function responses in it
+            responses = [
+                _field(p, "functionResponse") for p in parts if isinstance(_field(p, "functionResponse"), dict)
+            ]
+        if responses:
+            # Tool results are `tool` messages, so prompts, seeds and journal filters see them and
+            # `last_user` stays the user's own words.
+            messages += [Message("tool", _compact(r.get("response"))) for r in responses]
+            if text:
+                messages.append(Message(roles[role], text))
+            continue
+        messages.append(Message(roles[role], text))
     return tuple(messages)
 
 
@@ -458,3 +559,449 @@ def _generation_config(config: Any) -> tuple[int | None, dict[str, Any]]:
         )
     sampling = {name: config[key] for key, name in _SAMPLING.items() if config.get(key) is not None}
     return max_tokens, sampling
+
+
+# -- agents: tools, thinking, structured output -----------------------------------------------------
+
+_AGENT_CONFIG_KEYS = (
+    "thinkingConfig", "thinking_config", "responseMimeType", "response_mime_type", "responseSchema",
+    "response_schema", "responseJsonSchema", "response_json_schema",
+)  # fmt: skip
+
+
+def _agent_hint(body: dict[str, Any], messages: tuple[Message, ...]) -> bool:
+    """Whether the request may be an agent's (tools, thinking, a response type, function calls or
+    responses in its history): a few lookups, so a plain chat request skips the agent parser."""
+    if "tools" in body or "toolConfig" in body or "tool_config" in body:
+        return True
+    config = body.get("generationConfig")
+    if isinstance(config, dict) and any(key in config for key in _AGENT_CONFIG_KEYS):
+        return True
+    # A model turn of function calls only has no text; results are `tool` messages.
+    return any(not message.content or message.role == "tool" for message in messages)
+
+
+_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
+_MODES = {"AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"}
+_LEVELS = {"minimal", "low", "medium", "high"}
+# The OpenAPI Schema fields Gemini knows that JSON Schema spells the same way.
+_SCHEMA_KEYS = (
+    "format", "description", "title", "enum", "required", "minItems", "maxItems", "minimum", "maximum",
+    "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default",
+)  # fmt: skip
+
+
+_INT64_KEYS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
+
+
+def _field(value: dict[str, Any], name: str) -> Any:
+    """A field by its JSON name, or by its proto name: the API takes both (`thinkingBudget`,
+    `thinking_budget`), and the google-genai SDK sends some nested fields in snake case."""
+    found = value.get(name)
+    if found is None:
+        found = value.get(_SNAKE.sub(r"_\1", name).lower())
+    return found
+
+
+_SNAKE = re.compile(r"(?<!^)([A-Z])")
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI subset (`type: OBJECT`, `nullable`, `propertyOrdering`) as JSON Schema."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind.upper() != "TYPE_UNSPECIFIED":
+        out["type"] = kind.lower()
+        if schema.get("nullable") is True:
+            out["type"] = [kind.lower(), "null"]
+    for key in _SCHEMA_KEYS:
+        if key in schema:
+            value = schema[key]
+            if key in _INT64_KEYS and isinstance(value, str) and value.isdigit():
+                value = int(value)  # proto JSON writes int64 fields as strings: "minItems": "1"
+            out[key] = value
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {name: _json_schema(sub) for name, sub in schema["properties"].items()}
+    if "items" in schema:
+        out["items"] = _json_schema(schema["items"])
+    if isinstance(schema.get("anyOf"), list):
+        out["anyOf"] = [_json_schema(sub) for sub in schema["anyOf"]]
+    return out
+
+
+def _agent(body: dict[str, Any], model: str, strict: bool) -> Agent | None:
+    """The request's tools, tool choice, thinking, response schema and tool history; None when it
+    has none of them (the plain path)."""
+    tools = _tools(body.get("tools"), strict)
+    choice, tools = _choice(_field(body, "toolConfig"), tools, strict)
+    config = _field(body, "generationConfig") or {}
+    reasoning = _reasoning(_field(config, "thinkingConfig"))
+    output = _output(config, strict)
+    calls, results, pending = _history(body["contents"], model, strict)
+    if not (tools or _field(body, "toolConfig") or reasoning or output or calls or results):
+        return None
+    return Agent(
+        tools=tools,
+        choice=choice,
+        reasoning=reasoning,
+        output=output,
+        calls=calls,
+        results=results,
+        pending=pending,
+        whole_calls=True,  # a functionCall comes whole, in one part of one event
+    )
+
+
+def _tools(value: Any, strict: bool) -> tuple[Tool, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RequestError("tools", "'tools' must be an array of Tool objects")
+    tools: list[Tool] = []
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict):
+            raise RequestError(f"tools[{i}]", f"tools[{i}] must be a Tool object")
+        declarations = _field(tool, "functionDeclarations")
+        if declarations is None:
+            continue  # googleSearch, codeExecution, urlContext...: server-side tools the mock ignores
+        if not isinstance(declarations, list):
+            raise RequestError(f"tools[{i}].functionDeclarations", "'functionDeclarations' must be an array")
+        for j, decl in enumerate(declarations):
+            where = f"tools[{i}].functionDeclarations[{j}]"
+            if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
+                raise RequestError(where, f"{where} must be a FunctionDeclaration with a 'name'")
+            name = decl["name"]
+            if strict and not _FUNCTION_NAME.fullmatch(name):
+                # The real API's words (one line per bad name; the mock names the first).
+                raise RequestError(
+                    None,
+                    f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: Invalid function name. "
+                    "Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), "
+                    "dots (.), colons (:), or dashes (-), with a maximum length of 64.\n",
+                    check="gemini.invalid-function-name",
+                )
+            schema = _field(decl, "parametersJsonSchema")
+            if schema is None and decl.get("parameters") is not None:
+                schema = _json_schema(decl["parameters"])
+            parameters = schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
+            tools.append(Tool(name, parameters, decl.get("description") or ""))
+    return tuple(tools)
+
+
+def _choice(value: Any, tools: tuple[Tool, ...], strict: bool) -> tuple[ToolChoice, tuple[Tool, ...]]:
+    """`functionCallingConfig` as a tool choice, and the tools the model may call under it."""
+    config = _field(value, "functionCallingConfig") if isinstance(value, dict) else None
+    if not isinstance(config, dict):
+        return ToolChoice(), tools
+    mode = config.get("mode") or "AUTO"
+    if not isinstance(mode, str) or mode.upper() not in _MODES:
+        raise RequestError(
+            "toolConfig.functionCallingConfig.mode",
+            f"toolConfig.functionCallingConfig.mode must be one of AUTO, ANY, NONE, VALIDATED, got {mode!r}",
+        )
+    mode = mode.upper()
+    allowed = _field(config, "allowedFunctionNames") or []
+    if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
+        raise RequestError(
+            "toolConfig.functionCallingConfig.allowedFunctionNames", "allowedFunctionNames must be an array of names"
+        )
+    if strict and not tools and (mode == "ANY" or allowed):
+        # The real API's words (seen in https://github.com/musistudio/claude-code-router/pull/1207).
+        raise RequestError(
+            None,
+            "Function calling config is set without function_declarations.",
+            check="gemini.function-calling-config-without-declarations",
+        )
+    declared = {tool.name for tool in tools}
+    for k, name in enumerate(allowed):
+        if strict and name not in declared:
+            # Reconstructed in the API's field-violation style; no capture of the real text found.
+            raise RequestError(
+                None,
+                f"* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names[{k}]: "
+                f"Function `{name}` is not declared in the request's function declarations.\n",
+                check="gemini.allowed-function-name-undeclared",
+            )
+    if mode == "NONE":
+        return ToolChoice("none"), tools
+    if mode != "ANY":
+        return ToolChoice("auto"), tools
+    if allowed:
+        tools = tuple(tool for tool in tools if tool.name in allowed) or tools
+    if len(allowed) == 1:
+        return ToolChoice("tool", allowed[0]), tools
+    return ToolChoice("required"), tools
+
+
+def _reasoning(value: Any) -> Reasoning | None:
+    """`thinkingConfig`: a budget > 0 (or -1, dynamic), a level, or `includeThoughts` alone turns
+    thinking on; a budget of 0 turns it off."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError("generationConfig.thinkingConfig", "'thinkingConfig' must be an object")
+    budget = _field(value, "thinkingBudget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
+        raise RequestError(
+            "generationConfig.thinkingConfig.thinkingBudget",
+            f"thinkingBudget must be an integer >= -1, got {budget!r}",
+        )
+    level = _field(value, "thinkingLevel")
+    effort = level.lower() if isinstance(level, str) and level.lower() in _LEVELS else None
+    include = _field(value, "includeThoughts") is True
+    if budget == 0 and effort is None:
+        return None
+    if not ((budget is not None and budget != 0) or effort is not None or include):
+        return None
+    return Reasoning(effort=effort, budget_tokens=budget if budget and budget > 0 else None, visible=include)
+
+
+def _output(config: dict[str, Any], strict: bool) -> OutputFormat | None:
+    mime = _field(config, "responseMimeType")
+    schema = _field(config, "responseJsonSchema")
+    if schema is None and _field(config, "responseSchema") is not None:
+        schema = _json_schema(_field(config, "responseSchema"))
+    if schema is not None and strict and mime not in ("application/json", "text/x.enum"):
+        # Reconstructed in the API's field-violation style: a schema needs a JSON (or enum) mime type.
+        raise RequestError(
+            None,
+            "* GenerateContentRequest.generation_config.response_mime_type: response_mime_type must be set to "
+            "application/json or text/x.enum when response_schema or response_json_schema is set.\n",
+            check="gemini.response-schema-without-json-mime",
+        )
+    if mime != "application/json":
+        return None
+    if isinstance(schema, dict):
+        return OutputFormat("json_schema", schema)
+    return OutputFormat("json_object")
+
+
+def _history(
+    contents: list[dict[str, Any]], model: str, strict: bool
+) -> tuple[tuple[ToolCall, ...], tuple[ToolResult, ...], tuple[ToolResult, ...]]:
+    """The calls (model `functionCall` parts) and results (`functionResponse` parts) in the history,
+    and the results after the last model turn; the real API's checks on their order."""
+    calls: list[ToolCall] = []
+    results: list[ToolResult] = []
+    pending: list[ToolResult] = []
+    before: list[str] = []  # the calls of the run of model contents just before this content
+    turn_start = 0  # where the current turn begins: the last user content of the user's own
+    for i, item in enumerate(contents):
+        parts = item.get("parts") or []
+        if item.get("role") == "model":
+            if i and contents[i - 1].get("role") != "model":
+                before = []
+            for part in parts:
+                call = _field(part, "functionCall") if isinstance(part, dict) else None
+                if isinstance(call, dict):
+                    name = call.get("name") or ""
+                    calls.append(ToolCall(str(call.get("id") or ""), name, _compact(call.get("args") or {})))
+                    before.append(name)
+            pending = []
+            continue
+        responses = [
+            _field(p, "functionResponse")
+            for p in parts
+            if isinstance(p, dict) and isinstance(_field(p, "functionResponse"), dict)
+        ]
+        if not responses:
+            turn_start = i
+        for response in responses:
+            name = response.get("name")
+            if strict and name not in before:
+                # The real API's words for a response with no call before it.
+                raise RequestError(
+                    None,
+                    "Please ensure that function response turn comes immediately after a function call turn.",
+                    check="gemini.function-response-without-call",
+                )
+            result = ToolResult(str(response.get("id") or ""), name, _compact(response.get("response")))
+            results.append(result)
+            pending.append(result)
+        if strict and responses and len(responses) != len(before):
+            # The real API's words when a call goes unanswered, or is answered twice (as quoted in
+            # https://github.com/microsoft/vscode/issues/299295).
+            raise RequestError(
+                None,
+                "Please ensure that the number of function response parts is equal to the number of function "
+                "call parts of the function call turn.",
+                check="gemini.function-response-count",
+            )
+        before = []
+    if strict and model.startswith("gemini-3"):
+        _check_signatures(contents, turn_start)
+    return tuple(calls), tuple(results), tuple(pending)
+
+
+def _check_signatures(contents: list[dict[str, Any]], start: int) -> None:
+    """Gemini 3 refuses a current turn whose model step sent its first functionCall back without
+    the thoughtSignature it came with (2.5 models do not check). The real API's words:
+    https://ai.google.dev/gemini-api/docs/thought-signatures; position is the content's, from 1."""
+    for i in range(start, len(contents)):
+        if contents[i].get("role") != "model":
+            continue
+        for part in contents[i].get("parts") or []:
+            call = _field(part, "functionCall") if isinstance(part, dict) else None
+            if not isinstance(call, dict):
+                continue
+            if not _field(part, "thoughtSignature"):
+                raise RequestError(
+                    None,
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools "
+                    "to work correctly, and missing thought_signature may lead to degraded model performance. "
+                    f"Additional data, function call `default_api:{call.get('name')}` , position {i + 1}. Please refer "
+                    "to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                    check="gemini.missing-thought-signature",
+                )
+            break  # only a step's first call carries the signature
+
+
+# -- agents: encoding --------------------------------------------------------------------------------
+
+_HOLE = "\x00cut\x00"
+_DUMPED_HOLE = b'"\\u0000cut\\u0000"'
+
+
+def _agent_event(plan: Plan, enc: Encoding, parts: list[Any], *, final: bool, pretty: bool) -> bytes:
+    """One GenerateContentResponse with these parts, keys in the real API's order; usage as Google
+    counts it: `candidatesTokenCount` without the thoughts, `thoughtsTokenCount` when it thought."""
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    usage: dict[str, Any] = {"promptTokenCount": plan.prompt_tokens}
+    thoughts = plan.reasoning_tokens
+    if final:
+        candidate["finishReason"] = FINISH[plan.finish_reason]
+        usage["candidatesTokenCount"] = plan.completion_tokens - thoughts
+    candidate["index"] = 0
+    usage["totalTokenCount"] = plan.prompt_tokens + (plan.completion_tokens if final else thoughts)
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": plan.prompt_tokens}]
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    body = {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": enc.request.model,
+        "responseId": enc.ident,
+    }
+    return pretty_json(body) if pretty else google_json(body)
+
+
+def _signature(plan: Plan, enc: Encoding) -> str | None:
+    """The thoughtSignature of the answer's first functionCall part: when the model thinks (Gemini 3
+    always does), the signature of its reasoning, else of the call."""
+    agent = enc.request.agent
+    if not ((agent is not None and agent.reasoning is not None) or enc.request.model.startswith("gemini-3")):
+        return None
+    for block in plan.blocks:
+        if block.kind == "reasoning" and block.signature:
+            return block.signature
+    first = plan.tool_calls[0]
+    return sign(f"{first.call_id}:{first.text}")
+
+
+def _call_part(block: Block, signature: str | None, gemini3: bool) -> dict[str, Any]:
+    try:
+        args: Any = json.loads(block.text)
+    except ValueError:
+        args = block.text  # arguments a template rendered as bad JSON go as written: the client's problem
+    call: dict[str, Any] = {"name": block.name, "args": args}
+    if gemini3:
+        call["id"] = block.call_id  # Gemini 3 models name each call
+    part: dict[str, Any] = {"functionCall": call}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def _block_parts(block: Block, plan: Plan, enc: Encoding) -> list[dict[str, Any]]:
+    """A block's part, its text joined: the whole block in a non-streamed answer, the event of a
+    one-chunk block (a call, a redacted thought) in a stream."""
+    if block.kind == "text":
+        return [{"text": block.text}]
+    if block.kind == "reasoning":
+        return [{"text": block.text, "thought": True}]
+    if block.kind == "redacted_reasoning":
+        return [{"text": "", "thought": True, "thoughtSignature": block.text}]
+    first = plan.tool_calls[0] is block
+    return [_call_part(block, _signature(plan, enc) if first else None, enc.request.model.startswith("gemini-3"))]
+
+
+class _AgentFrames(Sequence[bytes]):
+    """A plan with blocks as Gemini events: a text or thought chunk is `before + JSON string +
+    after` (its block's templates, made once per response); a functionCall chunk (whole, one per
+    call) or a redacted thought is an event made once per response."""
+
+    __slots__ = ("_block_of", "_templates", "_texts", "_whole")
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        block_of: Sequence[int],
+        templates: Sequence[tuple[bytes, bytes] | None],
+        whole: Mapping[int, bytes],
+    ) -> None:
+        self._texts = texts
+        self._block_of = block_of
+        self._templates = templates
+        self._whole = whole
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        template = self._templates[self._block_of[index]]
+        if template is None:
+            return self._whole[index]
+        return template[0] + json_string(self._texts[index]) + template[1]
+
+    def wrapped(self, before: bytes, after: bytes) -> _AgentFrames:
+        """The same events, each framed (`data: ` and CRLF CRLF; or the array's separator)."""
+        templates = [None if t is None else (before + t[0], t[1] + after) for t in self._templates]
+        whole = {i: before + event + after for i, event in self._whole.items()}
+        return _AgentFrames(self._texts, self._block_of, templates, whole)
+
+    def malformed(self, at: int | None) -> bytes:
+        """An event cut off in the middle of what the chunk at `at` streams: inside a thought's or
+        a text's string, or inside a functionCall's args."""
+        n = len(self._texts)
+        index = n - 1 if at is None or at >= n else at
+        template = self._templates[self._block_of[index]]
+        if template is not None:
+            return template[0] + b'"'
+        event = self._whole[index]
+        cut = event.find(b'"args": ')
+        cut = len(event) // 2 if cut < 0 else cut + len(b'"args": ') + 2
+        return event[:cut]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _AgentFrames):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _agent_frames(plan: Plan, enc: Encoding, *, pretty: bool) -> _AgentFrames:
+    block_of = plan.block_of_chunks()
+    templates: list[tuple[bytes, bytes] | None] = []
+    cache: dict[str, tuple[bytes, bytes]] = {}
+    whole: dict[int, bytes] = {}
+    for block in plan.blocks:
+        if block.kind in ("text", "reasoning"):
+            if block.kind not in cache:
+                part: dict[str, Any] = {"text": _HOLE}
+                if block.kind == "reasoning":
+                    part["thought"] = True
+                before, after = _agent_event(plan, enc, [part], final=False, pretty=pretty).split(_DUMPED_HOLE)
+                cache[block.kind] = (before, after)
+            templates.append(cache[block.kind])
+            continue
+        templates.append(None)
+        (part,) = _block_parts(block, plan, enc)
+        whole[block.start] = _agent_event(plan, enc, [part], final=False, pretty=pretty)
+    return _AgentFrames(plan.chunks, block_of, templates, whole)
