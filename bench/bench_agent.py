@@ -100,7 +100,7 @@ def _config(events: int) -> Any:
     return parse_config(
         {
             "timing": {"ttft_ms": 0, "itl_ms": 1},  # distinct deadlines: a write per event
-            "reasoning": {"high": events},
+            "reasoning": {"high": events, "default": events},
             "answers": {
                 "default": {"prose": {"length_tokens": events}},
                 "rules": [
@@ -128,40 +128,39 @@ def _respond(dialect: Dialect, ask: Ask, feature: str, config: Any, i: int) -> A
 
 
 def measure(events: int, repeats: int) -> list[dict[str, Any]]:
+    """Every (dialect, answer) row, the rows interleaved within each repeat, so that a slow moment
+    of a shared machine falls on every row alike and the ratios to text hold."""
     config = _config(events)
-    rows = []
-    for dialect in DIALECTS:
-        ask = ASKS.get(dialect.name)
-        if ask is None:
-            continue  # legacy completions: no tools, no reasoning
-        for feature in FEATURES:
-            per_request, per_write = [], []
-            writes = 0
-            for r in range(repeats):
-                count = 40
-                started = time.perf_counter()
-                schedules = [_respond(dialect, ask, feature, config, r * count + i) for i in range(count)]
-                planned = time.perf_counter() - started
-                writes = len(schedules[0].parts)
-                started = time.perf_counter()
-                for schedule in schedules:
-                    payload = schedule.payload
-                    for k in range(len(schedule.parts)):
-                        payload(k)
-                played = time.perf_counter() - started
-                total_writes = sum(len(s.parts) for s in schedules)
-                per_request.append(planned / total_writes * 1e6)
-                per_write.append(played / total_writes * 1e6)
-            rows.append(
-                {
-                    "dialect": dialect.name,
-                    "feature": feature,
-                    "writes": writes,
-                    "request_us_per_event": statistics.median(per_request),
-                    "write_us": statistics.median(per_write),
-                }
-            )
-    return rows
+    cells = [(d, ASKS[d.name], feature) for d in DIALECTS if d.name in ASKS for feature in FEATURES]
+    per_request: dict[int, list[float]] = {i: [] for i in range(len(cells))}
+    per_write: dict[int, list[float]] = {i: [] for i in range(len(cells))}
+    writes: dict[int, int] = {}
+    count = 40  # requests per cell and repeat
+    for r in range(repeats):
+        for i, (dialect, ask, feature) in enumerate(cells):
+            started = time.perf_counter()
+            schedules = [_respond(dialect, ask, feature, config, r * count + k) for k in range(count)]
+            planned = time.perf_counter() - started
+            started = time.perf_counter()
+            for schedule in schedules:
+                payload = schedule.payload
+                for k in range(len(schedule.parts)):
+                    payload(k)
+            played = time.perf_counter() - started
+            total = sum(len(s.parts) for s in schedules)
+            writes[i] = len(schedules[0].parts)
+            per_request[i].append(planned / total * 1e6)
+            per_write[i].append(played / total * 1e6)
+    return [
+        {
+            "dialect": dialect.name,
+            "feature": feature,
+            "writes": writes[i],
+            "request_us_per_event": statistics.median(per_request[i]),
+            "write_us": statistics.median(per_write[i]),
+        }
+        for i, (dialect, _, feature) in enumerate(cells)
+    ]
 
 
 def render(rows: list[dict[str, Any]]) -> str:

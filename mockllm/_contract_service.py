@@ -273,6 +273,7 @@ class ContractEndpoint:
 
     load_profile = None
     probe = None
+    tool_call_prefix = ""  # a contract's stream carries no tool calls
     stream_headers = STREAM_HEADERS
 
     def __init__(self, service: ContractService, served: Served) -> None:

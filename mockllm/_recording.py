@@ -70,7 +70,7 @@ from urllib.parse import parse_qsl
 from ._dialect_registry import DIALECTS
 from ._errors import ConfigError
 from ._journal import SECRET_HEADERS
-from ._replay import FORMAT
+from ._replay import FORMAT, json_line
 
 VERSION = 1
 Framing = Literal["sse", "reads", "body"]
@@ -463,7 +463,7 @@ def load_recording(path: Path, key: str = "recordings.dir") -> Recording | None:
     if not records:
         return None
     number, line = records[0]
-    header = _object(path, number, line, key)
+    header = json_line(path, number, line, key)
     if "recording" not in header:
         return None
     where = f"{path}:{number}"
@@ -496,7 +496,7 @@ def load_recording(path: Path, key: str = "recordings.dir") -> Recording | None:
     frames: list[Frame] = []
     previous = 0.0
     for number, line in records[1:]:
-        record = _object(path, number, line, key)
+        record = json_line(path, number, line, key)
         at = f"{path}:{number}"
         at_ms = record.get("at_ms")
         if isinstance(at_ms, bool) or not isinstance(at_ms, int | float) or at_ms < previous:
@@ -569,16 +569,6 @@ def _pairs(value: Any, what: str, bad: Any) -> tuple[tuple[str, str], ...]:
     ):
         raise bad(f"{what} must be a list of [name, value] strings, got {value!r}")
     return tuple((name, text) for name, text in value)
-
-
-def _object(path: Path, number: int, line: str, key: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError as err:
-        raise ConfigError(key, f"{path}:{number}: not a JSON object: {err}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def load_recordings(directory: str | Path, missing: Missing = "plan", key: str = "recordings.dir") -> Recordings:

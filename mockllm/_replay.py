@@ -86,7 +86,7 @@ def load_transcript(name: str, key: str) -> Transcript:
     records = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
     if not records:
         raise ConfigError(key, f"{path}: the transcript is empty")
-    header = _json_line(path, *records[0], key)
+    header = json_line(path, *records[0], key)
     if header.get("transcript") != FORMAT:
         raise ConfigError(key, f'{path}:{records[0][0]}: the first line must be a header with "transcript": {FORMAT!r}')
     dialect = header.get("dialect")
@@ -97,7 +97,7 @@ def load_transcript(name: str, key: str) -> Transcript:
     times: list[float] = []
     previous = 0.0
     for number, line in records[1:]:
-        record = _json_line(path, number, line, key)
+        record = json_line(path, number, line, key)
         at, event, data = record.get("at_ms"), record.get("event"), record.get("data")
         where = f"{path}:{number}"
         if isinstance(at, bool) or not isinstance(at, int | float) or at < previous:
@@ -120,7 +120,8 @@ def load_transcript(name: str, key: str) -> Transcript:
     return Transcript(str(path), dialect, tuple(chunks), tuple(times))
 
 
-def _json_line(path: Path, number: int, line: str, key: str) -> dict[str, Any]:
+def json_line(path: Path, number: int, line: str, key: str) -> dict[str, Any]:
+    """One line of a JSON Lines file as an object; a `ConfigError` at `key` names the file and line."""
     try:
         value = json.loads(line)
     except ValueError as err:

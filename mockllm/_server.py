@@ -329,7 +329,8 @@ class MockServer:
         )
         if chat.agent is not None or plan.blocks:
             entry["tool_calls"] = [
-                {"id": block.call_id, "name": block.name, "arguments": block.text} for block in plan.tool_calls
+                {"id": dialect.tool_call_prefix + (block.call_id or ""), "name": block.name, "arguments": block.text}
+                for block in plan.tool_calls
             ]
             entry["agent"] = chat.agent  # rendered when read: the tools offered, the results sent back
         prepared.schedule = schedule

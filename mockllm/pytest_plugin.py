@@ -5,6 +5,8 @@
         mockllm.arm_fault("error-after=3")
         ...
         assert mockllm.journal(prompt_contains="marker-123")
+        assert mockllm.tool_results(prompt_contains="marker-123")   # what the backend sent back
+        assert not mockllm.refusals()   # no request the real provider would refuse
 
 The server runs as its own process on a free loopback port for the whole session, started by
 `mockllm.launcher` (the `mockllm_server` fixture is its `ServerProcess`: `.url`, `.output()`); each

@@ -115,8 +115,8 @@ def test_streamed_tool_calls_are_api_openai_com_bytes_event_by_event(mockllm: Mo
     first = got[0]
     ident, created = first["id"], first["created"]
     assert ident.startswith("chatcmpl-")
-    ids = ["call_" + c["id"] for c in entry["tool_calls"]]
-    assert all(len(c["id"]) == 24 and int(c["id"], 16) >= 0 for c in entry["tool_calls"])
+    ids = [c["id"] for c in entry["tool_calls"]]  # as sent on the wire: `call_` and 24 hex digits
+    assert all(i.startswith("call_") and len(i) == 29 and int(i[5:], 16) >= 0 for i in ids)
     expected = [
         chunk(ident, created, "gpt-4o", {"role": "assistant", "content": None, "tool_calls": [
             {"index": 0, "id": ids[0], "type": "function", "function": {"name": "get_weather", "arguments": ""}}
@@ -192,7 +192,7 @@ def test_stream_helper_accumulates_parallel_tool_calls(mockllm: MockLLMClient, m
     jsonschema.validate(calls[1].function.parsed_arguments, TIME_SCHEMA)  # generated from the schema
     assert [name for name, _ in done] == ["get_weather", "get_time"]
     journaled = mockllm.tool_calls(prompt_contains=marker)
-    assert [("call_" + c["id"], c["arguments"]) for c in journaled] == [(c.id, c.function.arguments) for c in calls]
+    assert [(c["id"], c["arguments"]) for c in journaled] == [(c.id, c.function.arguments) for c in calls]
     # parallel_tool_calls: false keeps one call
     whole = client.chat.completions.create(
         model="gpt-4o", messages=ask(marker), tools=[WEATHER, TIME], parallel_tool_calls=False
@@ -398,7 +398,7 @@ def test_agent_loop_with_the_plain_sdk_runs_to_completion(mockllm: MockLLMClient
     assert _turn == 1
     results = mockllm.tool_results(prompt_contains=marker)
     calls = mockllm.tool_calls(prompt_contains=marker)
-    assert [r["call_id"] for r in results] == ["call_" + calls[0]["id"]]
+    assert [r["call_id"] for r in results] == [calls[0]["id"]]
     assert results[0]["name"] == "get_weather" and json.loads(results[0]["content"])["temperature"] in (21, 70)
     # and streamed, with the stream helper's accumulation
     messages = ask(marker)

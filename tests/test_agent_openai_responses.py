@@ -108,8 +108,8 @@ def test_streamed_function_call_raw_events_are_the_api_shape(mockllm: MockLLMCli
     assert set(names[3:-3]) == {"response.function_call_arguments.delta"} and len(names[3:-3]) > 2
     entry = mockllm.journal(prompt_contains=marker)[0]
     (call,) = entry["tool_calls"]
-    ident = call["id"]
-    fc, call_id = f"fc_{ident}", f"call_{ident}"
+    call_id = call["id"]  # the journal's id is the function_call's `call_id`, as sent
+    fc = "fc_" + call_id.removeprefix("call_")
     arguments = json.dumps(PARIS, separators=(",", ":"))
     added = parsed[2][1]
     assert added == {

@@ -146,6 +146,7 @@ class Dialect(Protocol):
     stream_headers: tuple[tuple[str, str], ...]
     load_profile: Path | None  # the load profile (YAML) a load test of this dialect uses
     probe: StreamProbe | None  # how the benchmarks ask it for a stream
+    tool_call_prefix: str  # what a planned tool call's id is sent with (OpenAI's `call_`), for the journal
 
     def parse(self, call: Call) -> tuple[ChatRequest, Mapping[str, Any]]:
         """The normalized request and the dialect's own options; `RequestError` if invalid."""
@@ -235,32 +236,36 @@ class BlockFrames(Sequence[bytes]):
 
     Chunk `i` is `openings[i] + before + JSON string + after`, with `before` and `after` its block's
     (`templates[block_of[i]]`); `openings` holds, at each block's first chunk, the events that close
-    the block before it and open this one. All of it is made once per response, so a tool call's
-    argument piece or a reasoning delta costs what a text chunk costs: one escape, two concatenations.
+    the block before it and open this one. A block whose template is None is silent: its chunks send
+    their openings only (a block the dialect has no shape for). The frame around each chunk is laid
+    out once per response, so a tool call's argument piece or a reasoning delta costs what a text
+    chunk costs: one escape, two concatenations.
     """
 
-    __slots__ = ("_block_of", "_openings", "_templates", "_texts")
+    __slots__ = ("_afters", "_befores", "_texts")
 
     def __init__(
         self,
         texts: Sequence[str],
         block_of: Sequence[int],
-        templates: Sequence[tuple[bytes, bytes]],
+        templates: Sequence[tuple[bytes, bytes] | None],
         openings: Mapping[int, bytes],
     ) -> None:
         self._texts = texts
-        self._block_of = block_of
-        self._templates = templates
-        self._openings = openings
+        laid = [templates[block] or _SILENT for block in block_of]
+        self._befores = [pair[0] for pair in laid]
+        self._afters = [pair[1] for pair in laid]
+        for index, opening in openings.items():
+            self._befores[index] = opening + self._befores[index]
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
-        before, after = self._templates[self._block_of[index]]
-        frame = before + json_string(self._texts[index]) + after
-        opening = self._openings.get(index)
-        return frame if opening is None else opening + frame
+        after = self._afters[index]
+        if after is None:
+            return self._befores[index]  # a silent block's chunk: its opening only
+        return self._befores[index] + json_string(self._texts[index]) + after
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BlockFrames):
@@ -268,3 +273,6 @@ class BlockFrames(Sequence[bytes]):
         return list(self) == list(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_SILENT: tuple[bytes, None] = (b"", None)

@@ -13,33 +13,22 @@ What the real API does and the mock copies:
 - Errors are `{"error": {"code", "message", "status"}}` with the canonical gRPC status name;
   where the answer would have been an array, the error is wrapped in one too.
 
-Agents (tools, thinking, structured output), as the real API streams them:
+Agents (tools, thinking, structured output): the request's agent side (function declarations,
+`toolConfig`, `thinkingConfig`, response schemas, the calls and results in the history) is read
+into an `Agent` by `_gemini_agent.py`, which also makes the real API's checks on it (`Call.strict`)
+and lists them, with their ids, messages and sources. This module encodes the answer, as the real
+API streams it:
 
-- `tools: [{functionDeclarations: [...]}]` (OpenAPI `parameters`, upper-case types allowed, or
-  `parametersJsonSchema`; other tools such as googleSearch are accepted and ignored) and
-  `toolConfig.functionCallingConfig` (`AUTO`/`VALIDATED`: auto, `ANY`: required, `ANY` with one
-  allowed name: that tool, `NONE`: none). A call is a `functionCall` part `{name, args}` sent whole
-  in one event (`args` a JSON object, never a string); parallel calls are one part, one event each.
-  The finish is `STOP` for calls too. Gemini 3 models add an `id` to each call.
-- `generationConfig.thinkingConfig`: a `thinkingBudget` > 0 (or -1, dynamic), a `thinkingLevel`, or
-  `includeThoughts` alone turns reasoning on (`thinkingBudget: 0` turns it off). The thoughts stream,
-  in pieces and before the answer, as parts `{"text": ..., "thought": true}` only with
-  `includeThoughts`; `usageMetadata.thoughtsTokenCount` counts them whenever the model reasons, and
-  `candidatesTokenCount` leaves them out, as Google counts. The first `functionCall` part of an
+- A call is a `functionCall` part `{name, args}` sent whole in one event (`args` a JSON object,
+  never a string); parallel calls are one part, one event each. The finish is `STOP` for calls too.
+  Gemini 3 models add an `id` to each call.
+- Thoughts stream, in pieces and before the answer, as parts `{"text": ..., "thought": true}` only
+  with `includeThoughts`; `usageMetadata.thoughtsTokenCount` counts them whenever the model reasons,
+  and `candidatesTokenCount` leaves them out, as Google counts. The first `functionCall` part of an
   answer carries a `thoughtSignature` when the model reasons (always on Gemini 3 models, which
   always think): https://ai.google.dev/gemini-api/docs/thought-signatures.
-- `responseMimeType: application/json` with `responseSchema` (OpenAPI subset) or
-  `responseJsonSchema`: the answer text is a JSON instance of the schema; without a schema, a JSON
-  object.
-- History: model `functionCall` parts are the calls, `functionResponse` parts (in `user` or
-  `function` contents) the results, `thoughtSignature`s are read on the way back.
-
-Strict checks (`Call.strict`), with the real API's messages (sources at each raise): `gemini.role`,
-`gemini.function-response-without-call`, `gemini.function-response-count`,
-`gemini.invalid-function-name`, `gemini.function-calling-config-without-declarations`,
-`gemini.missing-thought-signature` (Gemini 3 models only, in the current turn); and two whose real
-wording was not found, written in the API's field-violation style:
-`gemini.allowed-function-name-undeclared`, `gemini.response-schema-without-json-mime`.
+- With `responseMimeType: application/json` the answer text is a JSON instance of the schema
+  (without a schema, a JSON object), streamed like any text.
 
 The chat and countTokens routes are served under `/v1/` as well as `/v1beta/`: google-genai 1.x
 called `v1beta`, the current SDK defaults to `v1`. The model list and lookup are `v1beta` only,
@@ -56,17 +45,7 @@ from typing import Any
 
 from contracts import DIALECT_PROFILE_DIR
 
-from .._agent import (
-    Agent,
-    Block,
-    OutputFormat,
-    Reasoning,
-    Tool,
-    ToolCall,
-    ToolChoice,
-    ToolResult,
-    sign,
-)
+from .._agent import Block, sign
 from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
@@ -74,6 +53,8 @@ from .._request import ChatRequest, Message, overrides_from_headers
 from .._tokenizer import count_prompt_tokens
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, Route, StreamProbe, TextFrames, json_string, json_text_field
+from ._gemini_agent import _agent, _agent_hint, _check_role, _compact, _field
+from ._gemini_agent import _json_schema as _json_schema  # tests import it from here
 
 JSON = (
     ("content-type", "application/json; charset=UTF-8"),
@@ -149,6 +130,7 @@ _ARRAY_ERROR = pretty_json(_MID_STREAM_ERROR) + ARRAY_END
 
 class Gemini:
     name = "gemini"
+    tool_call_prefix = ""  # a Gemini 3 call's `id` is the plan's own; older models send none
     load_profile = DIALECT_PROFILE_DIR / "gemini.yaml"
     probe = StreamProbe(
         "/v1beta/models/bench:streamGenerateContent?alt=sse",
@@ -477,11 +459,8 @@ def _contents(value: Any, field: str, *, strict: bool = True) -> tuple[Message, 
         if not isinstance(item, dict):
             raise RequestError(where, f"{where} must be an object, got {type(item).__name__}")
         role = item.get("role", "")
-        if strict and isinstance(role, str) and role not in roles:
-            # The real API's words whatever the role, as client bug reports and fixes quote them:
-            # contents are user or model turns; the legacy `function` role of function responses
-            # is still accepted.
-            raise RequestError(None, "Please use a valid role: user, model.", check="gemini.role")
+        if strict:
+            _check_role(role, roles)
         if not isinstance(role, str) or role not in roles:
             raise RequestError(f"{where}.role", f"{where}.role must be 'user' or 'model', got {role!r}")
         parts = item.get("parts")
@@ -561,307 +540,6 @@ def _generation_config(config: Any) -> tuple[int | None, dict[str, Any]]:
     return max_tokens, sampling
 
 
-# -- agents: tools, thinking, structured output -----------------------------------------------------
-
-_AGENT_CONFIG_KEYS = (
-    "thinkingConfig", "thinking_config", "responseMimeType", "response_mime_type", "responseSchema",
-    "response_schema", "responseJsonSchema", "response_json_schema",
-)  # fmt: skip
-
-
-def _agent_hint(body: dict[str, Any], messages: tuple[Message, ...]) -> bool:
-    """Whether the request may be an agent's (tools, thinking, a response type, function calls or
-    responses in its history): a few lookups, so a plain chat request skips the agent parser."""
-    if "tools" in body or "toolConfig" in body or "tool_config" in body:
-        return True
-    config = body.get("generationConfig")
-    if isinstance(config, dict) and any(key in config for key in _AGENT_CONFIG_KEYS):
-        return True
-    # A model turn of function calls only has no text; results are `tool` messages.
-    return any(not message.content or message.role == "tool" for message in messages)
-
-
-_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
-_MODES = {"AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"}
-_LEVELS = {"minimal", "low", "medium", "high"}
-# The OpenAPI Schema fields Gemini knows that JSON Schema spells the same way.
-_SCHEMA_KEYS = (
-    "format", "description", "title", "enum", "required", "minItems", "maxItems", "minimum", "maximum",
-    "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default",
-)  # fmt: skip
-
-
-_INT64_KEYS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
-
-
-def _field(value: dict[str, Any], name: str) -> Any:
-    """A field by its JSON name, or by its proto name: the API takes both (`thinkingBudget`,
-    `thinking_budget`), and the google-genai SDK sends some nested fields in snake case."""
-    found = value.get(name)
-    if found is None:
-        found = value.get(_SNAKE.sub(r"_\1", name).lower())
-    return found
-
-
-_SNAKE = re.compile(r"(?<!^)([A-Z])")
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_schema(schema: Any) -> Any:
-    """Gemini's OpenAPI subset (`type: OBJECT`, `nullable`, `propertyOrdering`) as JSON Schema."""
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    kind = schema.get("type")
-    if isinstance(kind, str) and kind.upper() != "TYPE_UNSPECIFIED":
-        out["type"] = kind.lower()
-        if schema.get("nullable") is True:
-            out["type"] = [kind.lower(), "null"]
-    for key in _SCHEMA_KEYS:
-        if key in schema:
-            value = schema[key]
-            if key in _INT64_KEYS and isinstance(value, str) and value.isdigit():
-                value = int(value)  # proto JSON writes int64 fields as strings: "minItems": "1"
-            out[key] = value
-    if isinstance(schema.get("properties"), dict):
-        out["properties"] = {name: _json_schema(sub) for name, sub in schema["properties"].items()}
-    if "items" in schema:
-        out["items"] = _json_schema(schema["items"])
-    if isinstance(schema.get("anyOf"), list):
-        out["anyOf"] = [_json_schema(sub) for sub in schema["anyOf"]]
-    return out
-
-
-def _agent(body: dict[str, Any], model: str, strict: bool) -> Agent | None:
-    """The request's tools, tool choice, thinking, response schema and tool history; None when it
-    has none of them (the plain path)."""
-    tools = _tools(body.get("tools"), strict)
-    choice, tools = _choice(_field(body, "toolConfig"), tools, strict)
-    config = _field(body, "generationConfig") or {}
-    reasoning = _reasoning(_field(config, "thinkingConfig"))
-    output = _output(config, strict)
-    calls, results, pending = _history(body["contents"], model, strict)
-    if not (tools or _field(body, "toolConfig") or reasoning or output or calls or results):
-        return None
-    return Agent(
-        tools=tools,
-        choice=choice,
-        reasoning=reasoning,
-        output=output,
-        calls=calls,
-        results=results,
-        pending=pending,
-        whole_calls=True,  # a functionCall comes whole, in one part of one event
-    )
-
-
-def _tools(value: Any, strict: bool) -> tuple[Tool, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise RequestError("tools", "'tools' must be an array of Tool objects")
-    tools: list[Tool] = []
-    for i, tool in enumerate(value):
-        if not isinstance(tool, dict):
-            raise RequestError(f"tools[{i}]", f"tools[{i}] must be a Tool object")
-        declarations = _field(tool, "functionDeclarations")
-        if declarations is None:
-            continue  # googleSearch, codeExecution, urlContext...: server-side tools the mock ignores
-        if not isinstance(declarations, list):
-            raise RequestError(f"tools[{i}].functionDeclarations", "'functionDeclarations' must be an array")
-        for j, decl in enumerate(declarations):
-            where = f"tools[{i}].functionDeclarations[{j}]"
-            if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
-                raise RequestError(where, f"{where} must be a FunctionDeclaration with a 'name'")
-            name = decl["name"]
-            if strict and not _FUNCTION_NAME.fullmatch(name):
-                # The real API's words (one line per bad name; the mock names the first).
-                raise RequestError(
-                    None,
-                    f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: Invalid function name. "
-                    "Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), "
-                    "dots (.), colons (:), or dashes (-), with a maximum length of 64.\n",
-                    check="gemini.invalid-function-name",
-                )
-            schema = _field(decl, "parametersJsonSchema")
-            if schema is None and decl.get("parameters") is not None:
-                schema = _json_schema(decl["parameters"])
-            parameters = schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
-            tools.append(Tool(name, parameters, decl.get("description") or ""))
-    return tuple(tools)
-
-
-def _choice(value: Any, tools: tuple[Tool, ...], strict: bool) -> tuple[ToolChoice, tuple[Tool, ...]]:
-    """`functionCallingConfig` as a tool choice, and the tools the model may call under it."""
-    config = _field(value, "functionCallingConfig") if isinstance(value, dict) else None
-    if not isinstance(config, dict):
-        return ToolChoice(), tools
-    mode = config.get("mode") or "AUTO"
-    if not isinstance(mode, str) or mode.upper() not in _MODES:
-        raise RequestError(
-            "toolConfig.functionCallingConfig.mode",
-            f"toolConfig.functionCallingConfig.mode must be one of AUTO, ANY, NONE, VALIDATED, got {mode!r}",
-        )
-    mode = mode.upper()
-    allowed = _field(config, "allowedFunctionNames") or []
-    if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
-        raise RequestError(
-            "toolConfig.functionCallingConfig.allowedFunctionNames", "allowedFunctionNames must be an array of names"
-        )
-    if strict and not tools and (mode == "ANY" or allowed):
-        # The real API's words (seen in https://github.com/musistudio/claude-code-router/pull/1207).
-        raise RequestError(
-            None,
-            "Function calling config is set without function_declarations.",
-            check="gemini.function-calling-config-without-declarations",
-        )
-    declared = {tool.name for tool in tools}
-    for k, name in enumerate(allowed):
-        if strict and name not in declared:
-            # Reconstructed in the API's field-violation style; no capture of the real text found.
-            raise RequestError(
-                None,
-                f"* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names[{k}]: "
-                f"Function `{name}` is not declared in the request's function declarations.\n",
-                check="gemini.allowed-function-name-undeclared",
-            )
-    if mode == "NONE":
-        return ToolChoice("none"), tools
-    if mode != "ANY":
-        return ToolChoice("auto"), tools
-    if allowed:
-        tools = tuple(tool for tool in tools if tool.name in allowed) or tools
-    if len(allowed) == 1:
-        return ToolChoice("tool", allowed[0]), tools
-    return ToolChoice("required"), tools
-
-
-def _reasoning(value: Any) -> Reasoning | None:
-    """`thinkingConfig`: a budget > 0 (or -1, dynamic), a level, or `includeThoughts` alone turns
-    thinking on; a budget of 0 turns it off."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise RequestError("generationConfig.thinkingConfig", "'thinkingConfig' must be an object")
-    budget = _field(value, "thinkingBudget")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
-        raise RequestError(
-            "generationConfig.thinkingConfig.thinkingBudget",
-            f"thinkingBudget must be an integer >= -1, got {budget!r}",
-        )
-    level = _field(value, "thinkingLevel")
-    effort = level.lower() if isinstance(level, str) and level.lower() in _LEVELS else None
-    include = _field(value, "includeThoughts") is True
-    if budget == 0 and effort is None:
-        return None
-    if not ((budget is not None and budget != 0) or effort is not None or include):
-        return None
-    return Reasoning(effort=effort, budget_tokens=budget if budget and budget > 0 else None, visible=include)
-
-
-def _output(config: dict[str, Any], strict: bool) -> OutputFormat | None:
-    mime = _field(config, "responseMimeType")
-    schema = _field(config, "responseJsonSchema")
-    if schema is None and _field(config, "responseSchema") is not None:
-        schema = _json_schema(_field(config, "responseSchema"))
-    if schema is not None and strict and mime not in ("application/json", "text/x.enum"):
-        # Reconstructed in the API's field-violation style: a schema needs a JSON (or enum) mime type.
-        raise RequestError(
-            None,
-            "* GenerateContentRequest.generation_config.response_mime_type: response_mime_type must be set to "
-            "application/json or text/x.enum when response_schema or response_json_schema is set.\n",
-            check="gemini.response-schema-without-json-mime",
-        )
-    if mime != "application/json":
-        return None
-    if isinstance(schema, dict):
-        return OutputFormat("json_schema", schema)
-    return OutputFormat("json_object")
-
-
-def _history(
-    contents: list[dict[str, Any]], model: str, strict: bool
-) -> tuple[tuple[ToolCall, ...], tuple[ToolResult, ...], tuple[ToolResult, ...]]:
-    """The calls (model `functionCall` parts) and results (`functionResponse` parts) in the history,
-    and the results after the last model turn; the real API's checks on their order."""
-    calls: list[ToolCall] = []
-    results: list[ToolResult] = []
-    pending: list[ToolResult] = []
-    before: list[str] = []  # the calls of the run of model contents just before this content
-    turn_start = 0  # where the current turn begins: the last user content of the user's own
-    for i, item in enumerate(contents):
-        parts = item.get("parts") or []
-        if item.get("role") == "model":
-            if i and contents[i - 1].get("role") != "model":
-                before = []
-            for part in parts:
-                call = _field(part, "functionCall") if isinstance(part, dict) else None
-                if isinstance(call, dict):
-                    name = call.get("name") or ""
-                    calls.append(ToolCall(str(call.get("id") or ""), name, _compact(call.get("args") or {})))
-                    before.append(name)
-            pending = []
-            continue
-        responses = [
-            _field(p, "functionResponse")
-            for p in parts
-            if isinstance(p, dict) and isinstance(_field(p, "functionResponse"), dict)
-        ]
-        if not responses:
-            turn_start = i
-        for response in responses:
-            name = response.get("name")
-            if strict and name not in before:
-                # The real API's words for a response with no call before it.
-                raise RequestError(
-                    None,
-                    "Please ensure that function response turn comes immediately after a function call turn.",
-                    check="gemini.function-response-without-call",
-                )
-            result = ToolResult(str(response.get("id") or ""), name, _compact(response.get("response")))
-            results.append(result)
-            pending.append(result)
-        if strict and responses and len(responses) != len(before):
-            # The real API's words when a call goes unanswered, or is answered twice (as quoted in
-            # https://github.com/microsoft/vscode/issues/299295).
-            raise RequestError(
-                None,
-                "Please ensure that the number of function response parts is equal to the number of function "
-                "call parts of the function call turn.",
-                check="gemini.function-response-count",
-            )
-        before = []
-    if strict and model.startswith("gemini-3"):
-        _check_signatures(contents, turn_start)
-    return tuple(calls), tuple(results), tuple(pending)
-
-
-def _check_signatures(contents: list[dict[str, Any]], start: int) -> None:
-    """Gemini 3 refuses a current turn whose model step sent its first functionCall back without
-    the thoughtSignature it came with (2.5 models do not check). The real API's words:
-    https://ai.google.dev/gemini-api/docs/thought-signatures; position is the content's, from 1."""
-    for i in range(start, len(contents)):
-        if contents[i].get("role") != "model":
-            continue
-        for part in contents[i].get("parts") or []:
-            call = _field(part, "functionCall") if isinstance(part, dict) else None
-            if not isinstance(call, dict):
-                continue
-            if not _field(part, "thoughtSignature"):
-                raise RequestError(
-                    None,
-                    "Function call is missing a thought_signature in functionCall parts. This is required for tools "
-                    "to work correctly, and missing thought_signature may lead to degraded model performance. "
-                    f"Additional data, function call `default_api:{call.get('name')}` , position {i + 1}. Please refer "
-                    "to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
-                    check="gemini.missing-thought-signature",
-                )
-            break  # only a step's first call carries the signature
-
-
 # -- agents: encoding --------------------------------------------------------------------------------
 
 _HOLE = "\x00cut\x00"
@@ -936,7 +614,7 @@ class _AgentFrames(Sequence[bytes]):
     after` (its block's templates, made once per response); a functionCall chunk (whole, one per
     call) or a redacted thought is an event made once per response."""
 
-    __slots__ = ("_block_of", "_templates", "_texts", "_whole")
+    __slots__ = ("_afters", "_befores", "_block_of", "_templates", "_texts", "_whole")
 
     def __init__(
         self,
@@ -949,15 +627,21 @@ class _AgentFrames(Sequence[bytes]):
         self._block_of = block_of
         self._templates = templates
         self._whole = whole
+        # Laid out per chunk once per response; a whole event is its chunk's `before`, with no after.
+        laid = [templates[block] or _WHOLE for block in block_of]
+        self._befores = [pair[0] for pair in laid]
+        self._afters = [pair[1] for pair in laid]
+        for index, event in whole.items():
+            self._befores[index] = event
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
-        template = self._templates[self._block_of[index]]
-        if template is None:
-            return self._whole[index]
-        return template[0] + json_string(self._texts[index]) + template[1]
+        after = self._afters[index]
+        if after is None:
+            return self._befores[index]
+        return self._befores[index] + json_string(self._texts[index]) + after
 
     def wrapped(self, before: bytes, after: bytes) -> _AgentFrames:
         """The same events, each framed (`data: ` and CRLF CRLF; or the array's separator)."""
@@ -1005,3 +689,6 @@ def _agent_frames(plan: Plan, enc: Encoding, *, pretty: bool) -> _AgentFrames:
         (part,) = _block_parts(block, plan, enc)
         whole[block.start] = _agent_event(plan, enc, [part], final=False, pretty=pretty)
     return _AgentFrames(plan.chunks, block_of, templates, whole)
+
+
+_WHOLE: tuple[bytes, None] = (b"", None)

@@ -27,26 +27,30 @@ in its history; any other request takes the plain path, byte for byte as before)
   results; the tool messages that end the history are the answer's pending input.
 
 Checks as the provider makes them (`Call.strict`, the config's `strict`; `strict: false` lets each
-through), each a 400 in OpenAI's error shape with its `check` id in the journal: see `_CHECKS`.
+through), each a 400 in OpenAI's error shape with its `check` id in the journal.
+
+This module is the routes, `parse`, the encoders (`stream_frames`, `response`, `error`, `text_of`,
+the frames of an answer with blocks) and the wire constants; the Responses and legacy completions
+dialects import its shared field readers (`model_field`, `stream_field`, `include_usage_field`,
+`check_ranges`) and pieces (`JSON`, `_RANGES`, `_ERROR_EVENT`). `_chat_agent` reads the request's
+agent side into an `Agent` and makes the checks (its docstring lists each id and the API's words).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from contracts import DIALECT_PROFILE_DIR
 
-from .._agent import NO_PARAMETERS, Agent, OutputFormat, Reasoning, Tool, ToolCall, ToolChoice, ToolResult
 from .._config import MockConfig
 from .._errors import RequestError
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
-from .._schema_instance import SchemaError, check_schema
 from .._wire import HttpResponse, StreamFrames
 from ._base import BlockFrames, Call, Encoding, Route, StreamProbe, TextFrames, dumps, json_string, json_text_field
+from ._chat_agent import agent_of, check_choices, message_text
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _SAMPLING = ("temperature", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty",
@@ -97,6 +101,7 @@ _ERROR_EVENT = b"data: " + dumps(
 
 class OpenAIChat:
     name = "openai-chat"
+    tool_call_prefix = "call_"  # the API's tool call ids: `call_` and 24 more characters
     stream_headers = (
         ("content-type", "text/event-stream; charset=utf-8"),
         ("cache-control", "no-cache"),
@@ -125,18 +130,7 @@ class OpenAIChat:
         include_usage = include_usage_field(body, stream)
         max_tokens = _max_tokens(body)
         check_ranges(body, _RANGES)
-        n = body.get("n")
-        if n is not None and n != 1:
-            counted = isinstance(n, int) and not isinstance(n, bool) and n > 1
-            if not counted or call.strict:
-                # Not the provider's rule (it answers n choices): the mock's own limit. With
-                # `strict: false` an n above 1 is answered with the one choice.
-                raise RequestError(
-                    "n",
-                    f"the mock answers one choice per request; 'n' must be 1, got {n!r}"
-                    + (" (with the config's strict: false it answers with one choice)" if counted else ""),
-                    check="openai-chat.n-above-one" if counted else None,
-                )
+        check_choices(body.get("n"), call.strict)
         request = ChatRequest(
             model=model,
             messages=messages,
@@ -144,7 +138,7 @@ class OpenAIChat:
             max_tokens=max_tokens,
             sampling={name: body[name] for name in _SAMPLING if body.get(name) is not None},
             overrides=overrides_from_headers(call.headers),
-            agent=_agent(body, messages, call.strict),
+            agent=agent_of(body, messages, call.strict),
         )
         return request, {"include_usage": include_usage}
 
@@ -342,29 +336,8 @@ def _messages(value: Any) -> tuple[Message, ...]:
                 f"messages[{i}].role",
                 f"messages[{i}].role must be one of {sorted(ROLES)}, got {role!r}",
             )
-        messages.append(Message(role, _content(item.get("content"), i, role)))
+        messages.append(Message(role, message_text(item.get("content"), i, role)))
     return tuple(messages)
-
-
-def _content(value: Any, i: int, role: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None and role in ("assistant", "tool", "function"):
-        return ""  # an assistant turn that only called tools
-    if isinstance(value, list):
-        texts = []
-        for j, part in enumerate(value):
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise RequestError(
-                    f"messages[{i}].content[{j}]",
-                    "each content part must be an object with a 'type'",
-                )
-            if part["type"] in ("text", "input_text"):
-                if not isinstance(part.get("text"), str):
-                    raise RequestError(f"messages[{i}].content[{j}].text", "a text part needs a string 'text'")
-                texts.append(part["text"])
-        return "".join(texts)
-    raise RequestError(f"messages[{i}].content", f"messages[{i}].content must be a string or an array of parts")
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
@@ -379,477 +352,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return chosen
 
 
-# -- tools, reasoning and structured output ---------------------------------------------------------
-
-# The checks this dialect makes as api.openai.com makes them (on unless the config says `strict:
-# false`), by the `check` id the journal records. The messages are the API's own, as clients and
-# their issue trackers quote them (e.g. openai/openai-python and langchain-ai issues; SGLang's
-# router mirrors the tool_choice one):
-#   "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with
-#    'tool_calls'." (param "messages.[i].role", its spelling and typo as the API has them)
-#   "Invalid parameter: 'tool_call_id' of 'X' not found in 'tool_calls' of previous message."
-#   "An assistant message with 'tool_calls' must be followed by tool messages responding to each
-#    'tool_call_id'. The following tool_call_ids did not have response messages: X"
-#   "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
-#   "Invalid 'tools[0].function.name': string does not match pattern. Expected a string that
-#    matches the pattern '^[a-zA-Z0-9_-]+$'."
-#   "'messages' must contain the word 'json' in some form, to use 'response_format' of type
-#    'json_object'."
-_CHECKS = {
-    "openai-chat.tool-message-without-call": "a tool message with no assistant tool_calls before it",
-    "openai-chat.tool-call-id-unknown": "a tool message answering no call of the assistant message before it",
-    "openai-chat.tool-call-id-missing": "a tool message without a tool_call_id",
-    "openai-chat.tool-calls-without-results": "an assistant message's tool_calls not each answered by a tool message",
-    "openai-chat.tool-call-invalid": "an assistant message's tool call without an id, type or function",
-    "openai-chat.tools-invalid": "tools not an array of tool objects",
-    "openai-chat.tool-function-missing": "a function tool without its function",
-    "openai-chat.tool-name-missing": "a function tool without a name",
-    "openai-chat.tool-name-invalid": "a function name not matching ^[a-zA-Z0-9_-]{1,64}$",
-    "openai-chat.tool-parameters-invalid": "a function's parameters not a JSON Schema object",
-    "openai-chat.tool-choice-invalid": "a tool_choice that is none of auto, none, required, a named function",
-    "openai-chat.tool-choice-without-tools": "tool_choice without tools",
-    "openai-chat.tool-choice-unknown-function": "tool_choice naming a function tools does not offer",
-    "openai-chat.parallel-tool-calls-without-tools": "parallel_tool_calls without tools, or not a boolean",
-    "openai-chat.reasoning-effort-invalid": "a reasoning_effort that is none of the efforts",
-    "openai-chat.response-format-invalid": "a response_format of no known type",
-    "openai-chat.json-object-without-json-word": "response_format json_object with no 'json' in the messages",
-    "openai-chat.json-schema-missing": "response_format json_schema without json_schema or its name, or a bad schema",
-    "openai-chat.schema-invalid": "a function's parameters or a response schema no value can satisfy",
-    "openai-chat.n-above-one": "n > 1 (the mock's own limit, not the provider's: it answers one choice)",
-}  # fmt: skip
-
-_AGENT_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "response_format"})
-_NAME = re.compile(r"[a-zA-Z0-9_-]+")
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-_CALL_PREFIX = "call_"
-
-
-def _refuse(strict: bool, check: str, param: str | None, message: str) -> None:
-    """A 400 as the provider answers it, when the request is checked; else nothing."""
-    if strict:
-        raise RequestError(param, message, check=check)
-
-
-def _type_name(value: Any) -> str:
-    """A JSON value's type as OpenAI's messages name it ("expected an object, but got a string")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {str: "a string", list: "an array", dict: "an object", int: "an integer", float: "a decimal"}.get(
-        type(value), "a value"
-    )
-
-
-def _agent(body: dict[str, Any], messages: tuple[Message, ...], strict: bool) -> Agent | None:
-    """The request's tools, tool choice, reasoning, output format and tool history; None when it
-    has none of them (the plain path)."""
-    if _AGENT_FIELDS.isdisjoint(body) and not any(
-        item["role"] == "tool" or "tool_calls" in item for item in body["messages"]
-    ):
-        return None  # the plain path, at the cost of one look per message
-    tools, has_tools = _tools(body.get("tools"), strict)
-    raw_choice = body.get("tool_choice")
-    choice = _tool_choice(raw_choice, tools, has_tools, strict)
-    parallel = body.get("parallel_tool_calls")
-    if parallel is not None:
-        if not isinstance(parallel, bool):
-            _refuse(
-                strict,
-                "openai-chat.parallel-tool-calls-without-tools",
-                "parallel_tool_calls",
-                f"Invalid type for 'parallel_tool_calls': expected a boolean, but got {_type_name(parallel)} instead.",
-            )
-            parallel = bool(parallel)
-        elif not has_tools:
-            _refuse(
-                strict,
-                "openai-chat.parallel-tool-calls-without-tools",
-                "parallel_tool_calls",
-                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' "
-                "are specified.",
-            )
-    reasoning = _reasoning(body.get("reasoning_effort"), strict)
-    output = _response_format(body.get("response_format"), messages, strict)
-    calls, results, pending = _history(body.get("messages"), strict)
-    if not (has_tools or raw_choice is not None or parallel is not None or reasoning or output or calls or results):
-        return None
-    return Agent(
-        tools=tools,
-        choice=choice,
-        parallel=True if parallel is None else parallel,
-        reasoning=reasoning,
-        output=output,
-        calls=calls,
-        results=results,
-        pending=pending,
-    )
-
-
-def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
-    """The function tools offered, and whether `tools` offers any tool at all (custom tools too)."""
-    if value is None:
-        return (), False
-    if not isinstance(value, list):
-        _refuse(
-            strict,
-            "openai-chat.tools-invalid",
-            "tools",
-            f"Invalid type for 'tools': expected an array, but got {_type_name(value)} instead.",
-        )
-        return (), False
-    if not value:
-        _refuse(
-            strict,
-            "openai-chat.tools-invalid",
-            "tools",
-            "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-        )
-    tools: list[Tool] = []
-    for i, item in enumerate(value):
-        key = f"tools[{i}]"
-        if not isinstance(item, dict):
-            _refuse(
-                strict,
-                "openai-chat.tools-invalid",
-                key,
-                f"Invalid type for '{key}': expected an object, but got {_type_name(item)} instead.",
-            )
-            continue
-        kind = item.get("type")
-        if kind == "custom":
-            continue  # a free-form tool: accepted, never called by the mock
-        if kind != "function":
-            _refuse(
-                strict,
-                "openai-chat.tools-invalid",
-                f"{key}.type",
-                f"Invalid value: {kind!r}. Supported values are: 'function' and 'custom'."
-                if kind is not None
-                else f"Missing required parameter: '{key}.type'.",
-            )
-            if kind is not None:
-                continue
-        function = item.get("function")
-        if not isinstance(function, dict):
-            _refuse(
-                strict,
-                "openai-chat.tool-function-missing",
-                f"{key}.function",
-                f"Missing required parameter: '{key}.function'."
-                if function is None
-                else f"Invalid type for '{key}.function': expected an object, but got {_type_name(function)} instead.",
-            )
-            continue
-        name = function.get("name")
-        if not isinstance(name, str):
-            _refuse(
-                strict,
-                "openai-chat.tool-name-missing",
-                f"{key}.function.name",
-                f"Missing required parameter: '{key}.function.name'."
-                if name is None
-                else f"Invalid type for '{key}.function.name': expected a string, but got {_type_name(name)} instead.",
-            )
-            continue
-        if len(name) > 64:
-            _refuse(
-                strict,
-                "openai-chat.tool-name-invalid",
-                f"{key}.function.name",
-                f"Invalid '{key}.function.name': string too long. Expected a string with maximum length 64, "
-                f"but got a string with length {len(name)} instead.",
-            )
-        elif not _NAME.fullmatch(name):
-            _refuse(
-                strict,
-                "openai-chat.tool-name-invalid",
-                f"{key}.function.name",
-                f"Invalid '{key}.function.name': string does not match pattern. Expected a string that "
-                "matches the pattern '^[a-zA-Z0-9_-]+$'.",
-            )
-        parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            _refuse(
-                strict,
-                "openai-chat.tool-parameters-invalid",
-                f"{key}.function.parameters",
-                f"Invalid type for '{key}.function.parameters': expected an object, but got "
-                f"{_type_name(parameters)} instead.",
-            )
-            parameters = None
-        if parameters is not None and not _schema_ok(strict, parameters, f"function '{name}'"):
-            parameters = None
-        description = function.get("description")
-        tools.append(
-            Tool(
-                name,
-                NO_PARAMETERS if parameters is None else parameters,
-                description if isinstance(description, str) else "",
-            )
-        )
-    return tuple(tools), bool(value)
-
-
-def _tool_choice(value: Any, tools: tuple[Tool, ...], has_tools: bool, strict: bool) -> ToolChoice:
-    if value is None:
-        return ToolChoice()
-    if not has_tools:
-        _refuse(
-            strict,
-            "openai-chat.tool-choice-without-tools",
-            "tool_choice",
-            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
-        )
-    if isinstance(value, str):
-        if value in ("auto", "none", "required"):
-            return ToolChoice(value)  # type: ignore[arg-type]
-        _refuse(
-            strict,
-            "openai-chat.tool-choice-invalid",
-            "tool_choice",
-            f"Invalid value: {value!r}. Supported values are: 'none', 'auto', and 'required'.",
-        )
-        return ToolChoice()
-    if isinstance(value, dict) and value.get("type") == "allowed_tools":
-        mode = (value.get("allowed_tools") or {}).get("mode") if isinstance(value.get("allowed_tools"), dict) else None
-        return ToolChoice("required" if mode == "required" else "auto")
-    function = value.get("function") if isinstance(value, dict) else None
-    name = function.get("name") if isinstance(function, dict) else None
-    if not isinstance(value, dict) or value.get("type") != "function" or not isinstance(name, str):
-        param = (
-            "tool_choice.function.name"
-            if isinstance(value, dict) and value.get("type") == "function"
-            else "tool_choice"
-        )
-        _refuse(
-            strict,
-            "openai-chat.tool-choice-invalid",
-            param,
-            f"Missing required parameter: '{param}'."
-            if param != "tool_choice"
-            else "Invalid value for 'tool_choice': expected 'none', 'auto', 'required', or an object "
-            '{"type": "function", "function": {"name": ...}}.',
-        )
-        return ToolChoice("required")
-    if has_tools and all(tool.name != name for tool in tools):
-        # As SGLang's OpenAI-compatible router words it, mirroring the API.
-        _refuse(
-            strict,
-            "openai-chat.tool-choice-unknown-function",
-            "tool_choice",
-            f"Invalid value for 'tool_choice': function '{name}' not found in 'tools'.",
-        )
-    return ToolChoice("tool", name)
-
-
-def _schema_ok(strict: bool, schema: Mapping[str, Any], what: str) -> bool:
-    """Whether the mock can make values valid against `schema`; if not, a 400 as OpenAI refuses an
-    invalid schema ("Invalid schema for function 'X': ..."), or False without the checks (the
-    caller then drops the schema)."""
-    try:
-        check_schema(schema, "schema")
-    except SchemaError as err:
-        _refuse(strict, "openai-chat.schema-invalid", None, f"Invalid schema for {what}: {err}")
-        return False
-    return True
-
-
-def _reasoning(value: Any, strict: bool) -> Reasoning | None:
-    if value is None or value == "none":
-        return None
-    if value not in _EFFORTS:
-        _refuse(
-            strict,
-            "openai-chat.reasoning-effort-invalid",
-            "reasoning_effort",
-            f"Invalid value: {value!r}. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', and 'xhigh'.",
-        )
-        value = "medium"
-    return Reasoning(effort="high" if value == "xhigh" else value, visible=True)
-
-
-def _response_format(value: Any, messages: tuple[Message, ...], strict: bool) -> OutputFormat | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        _refuse(
-            strict,
-            "openai-chat.response-format-invalid",
-            "response_format",
-            f"Invalid type for 'response_format': expected an object, but got {_type_name(value)} instead.",
-        )
-        return None
-    kind = value.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        if not any("json" in message.content.lower() for message in messages):
-            _refuse(
-                strict,
-                "openai-chat.json-object-without-json-word",
-                "messages",
-                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
-            )
-        return OutputFormat("json_object")
-    if kind == "json_schema":
-        spec = value.get("json_schema")
-        if not isinstance(spec, dict):
-            _refuse(
-                strict,
-                "openai-chat.json-schema-missing",
-                "response_format.json_schema",
-                "Missing required parameter: 'response_format.json_schema'."
-                if spec is None
-                else "Invalid type for 'response_format.json_schema': expected an object, but got "
-                f"{_type_name(spec)} instead.",
-            )
-            return OutputFormat("json_schema")
-        name = spec.get("name")
-        if not isinstance(name, str) or not name:
-            _refuse(
-                strict,
-                "openai-chat.json-schema-missing",
-                "response_format.json_schema.name",
-                "Missing required parameter: 'response_format.json_schema.name'.",
-            )
-            name = None
-        schema = spec.get("schema")
-        if schema is not None and not isinstance(schema, dict):
-            _refuse(
-                strict,
-                "openai-chat.json-schema-missing",
-                "response_format.json_schema.schema",
-                "Invalid type for 'response_format.json_schema.schema': expected an object, but got "
-                f"{_type_name(schema)} instead.",
-            )
-            schema = None
-        if schema is not None and not _schema_ok(strict, schema, f"response_format '{name}'"):
-            schema = None
-        return OutputFormat("json_schema", schema, name)
-    _refuse(
-        strict,
-        "openai-chat.response-format-invalid",
-        "response_format.type",
-        f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object', and 'json_schema'."
-        if kind is not None
-        else "Missing required parameter: 'response_format.type'.",
-    )
-    return None
-
-
-def _history(value: Any, strict: bool) -> tuple[tuple[ToolCall, ...], tuple[ToolResult, ...], tuple[ToolResult, ...]]:
-    """The tool calls of the assistant messages, the tool messages' results, and the results that
-    end the history; checked as the API checks them: each tool message answers a call of the
-    assistant message before it, and each call of an assistant message is answered before the next
-    message of another role."""
-    calls: list[ToolCall] = []
-    results: list[ToolResult] = []
-    trailing: list[ToolResult] = []
-    open_calls: dict[str, str] | None = None  # the latest assistant tool_calls (id -> name) still in reach
-    unanswered: list[str] = []
-    asked_at = 0
-    for i, item in enumerate(value):  # `_messages` has checked it is a list of objects with a role
-        role = item["role"]
-        if role == "tool":
-            call_id = item.get("tool_call_id")
-            if not isinstance(call_id, str):
-                _refuse(
-                    strict,
-                    "openai-chat.tool-call-id-missing",
-                    f"messages.[{i}].tool_call_id",
-                    f"Missing required parameter: 'messages.[{i}].tool_call_id'.",
-                )
-                call_id = ""
-            if open_calls is None:
-                _refuse(
-                    strict,
-                    "openai-chat.tool-message-without-call",
-                    f"messages.[{i}].role",
-                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
-                    "with 'tool_calls'.",
-                )
-            elif call_id not in open_calls:
-                _refuse(
-                    strict,
-                    "openai-chat.tool-call-id-unknown",
-                    f"messages.[{i}].tool_call_id",
-                    f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of previous message.",
-                )
-            if call_id in unanswered:
-                unanswered.remove(call_id)
-            result = ToolResult(call_id, (open_calls or {}).get(call_id), _content(item.get("content"), i, role))
-            results.append(result)
-            trailing.append(result)
-            continue
-        if unanswered:
-            _refuse_unanswered(strict, asked_at, unanswered)
-        trailing = []
-        open_calls, unanswered = None, []
-        if role == "assistant" and item.get("tool_calls") is not None:
-            made = _assistant_calls(item["tool_calls"], i, strict)
-            if made:
-                calls += made
-                open_calls = {call.id: call.name for call in made}
-                unanswered = [call.id for call in made]
-                asked_at = i
-    if unanswered:
-        _refuse_unanswered(strict, asked_at, unanswered)
-    return tuple(calls), tuple(results), tuple(trailing)
-
-
-def _refuse_unanswered(strict: bool, at: int, ids: list[str]) -> None:
-    _refuse(
-        strict,
-        "openai-chat.tool-calls-without-results",
-        f"messages.[{at}].role",
-        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-        f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(ids)}",
-    )
-
-
-def _assistant_calls(value: Any, i: int, strict: bool) -> list[ToolCall]:
-    key = f"messages.[{i}].tool_calls"
-    if not isinstance(value, list):
-        _refuse(
-            strict,
-            "openai-chat.tool-call-invalid",
-            key,
-            f"Invalid type for '{key}': expected an array, but got {_type_name(value)} instead.",
-        )
-        return []
-    out = []
-    for j, call in enumerate(value):
-        if not isinstance(call, dict):
-            _refuse(
-                strict,
-                "openai-chat.tool-call-invalid",
-                f"{key}.[{j}]",
-                f"Invalid type for '{key}.[{j}]': expected an object, but got {_type_name(call)} instead.",
-            )
-            continue
-        function = call.get("function")
-        call_id = call.get("id")
-        for field_name, ok in (("id", isinstance(call_id, str)), ("function", isinstance(function, dict))):
-            if not ok:
-                _refuse(
-                    strict,
-                    "openai-chat.tool-call-invalid",
-                    f"{key}.[{j}].{field_name}",
-                    f"Missing required parameter: '{key}.[{j}].{field_name}'.",
-                )
-        if not isinstance(call_id, str) or not isinstance(function, dict):
-            continue
-        name = function.get("name")
-        arguments = function.get("arguments")
-        out.append(
-            ToolCall(call_id, name if isinstance(name, str) else "", arguments if isinstance(arguments, str) else "")
-        )
-    return out
-
-
 # -- an answer with blocks ----------------------------------------------------------------------------
 
+_CALL_PREFIX = "call_"
 _CALL_OPEN = b'{"index":%d,"id":%b,"type":"function","function":{"name":%b,"arguments":""}}'
 _FIRST_CALL_BEFORE = b'{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":['
 _FIRST_CALL_AFTER = b'],"refusal":null},"logprobs":null,"finish_reason":null}]'
@@ -861,20 +366,6 @@ _REASONING_BEFORE = b'{"index":0,"delta":{"reasoning_content":'
 _ROLE_DELTA_NO_TEXT = (
     b'{"index":0,"delta":{"role":"assistant","content":null,"refusal":null},"logprobs":null,"finish_reason":null}]'
 )
-
-
-class _SilentBlockFrames(BlockFrames):
-    """`BlockFrames` where a block without a template (`None`: a redacted reasoning block, which
-    chat completions has no shape for) sends only the openings at its chunks."""
-
-    __slots__ = ()
-
-    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
-        template = self._templates[self._block_of[index]]
-        opening = self._openings.get(index) or b""
-        if template is None:
-            return opening
-        return opening + template[0] + json_string(self._texts[index]) + template[1]
 
 
 def _block_frames(plan: Plan, envelope: bytes, end: bytes, include_usage: bool) -> StreamFrames:
@@ -907,12 +398,7 @@ def _block_frames(plan: Plan, envelope: bytes, end: bytes, include_usage: bool) 
         has_text = any(block.kind == "text" for block in blocks)
         head = envelope + (_ROLE_DELTA if has_text else _ROLE_DELTA_NO_TEXT) + end
     block_of = plan.block_of_chunks()
-    silent = None in templates
-    frames: Sequence[bytes] = (
-        _SilentBlockFrames(plan.chunks, block_of, templates, openings)  # type: ignore[arg-type]
-        if silent
-        else BlockFrames(plan.chunks, block_of, templates, openings)  # type: ignore[arg-type]
-    )
+    frames = BlockFrames(plan.chunks, block_of, templates, openings)
     tail = envelope + _FINISH % plan.finish_reason.encode() + end
     if include_usage:
         usage = _usage_json(plan.prompt_tokens, plan.completion_tokens, plan.reasoning_tokens)

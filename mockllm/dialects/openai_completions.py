@@ -36,6 +36,7 @@ _CHAT = OpenAIChat()
 
 class OpenAICompletions:
     name = "openai-completions"
+    tool_call_prefix = ""  # no tools
     routes = (Route("POST", "/v1/completions"),)
     stream_headers = _CHAT.stream_headers
     load_profile = None  # none in contracts/dialects/
