@@ -21,7 +21,7 @@ from refserver_helpers import free_port
 from tests.chromium import CHROMIUM_ARGS, chromium_or_skip
 
 PAGES = Path(__file__).parent / "pages"
-ITL_MS = 40
+ITL_MS = 80  # wide enough that a loaded CI machine's stall of a few tens of ms merges no two tokens
 PACED = {"timing": {"ttft_ms": 0, "itl_ms": ITL_MS}, "answers": {"default": {"prose": {"length_tokens": 12}}}}
 
 
@@ -77,9 +77,7 @@ def assert_one_by_one(seen: list[dict], kind: str) -> list[str]:
 
 
 def test_start_stream_eventsource_in_chromium(browser, page_origin, cors_server, mockllm, marker):
-    mockllm.patch_config(
-        {"timing": {"ttft_ms": 0, "itl_ms": ITL_MS}, "answers": {"default": {"prose": {"length_tokens": 12}}}}
-    )
+    mockllm.patch_config(PACED)
     page = open_page(browser, page_origin)
     result = page.evaluate(
         "([api, prompt]) => window.runStartStream(api, prompt, 'mock-model', 'browser-user')",
@@ -94,9 +92,7 @@ def test_start_stream_eventsource_in_chromium(browser, page_origin, cors_server,
 
 
 def test_conversation_events_eventsource_with_access_token(browser, page_origin, cors_server, mockllm, marker):
-    mockllm.patch_config(
-        {"timing": {"ttft_ms": 0, "itl_ms": ITL_MS}, "answers": {"default": {"prose": {"length_tokens": 12}}}}
-    )
+    mockllm.patch_config(PACED)
     page = open_page(browser, page_origin)
     result = page.evaluate(
         "([api, token, content]) => window.runConversationEvents(api, token, content)",
