@@ -165,6 +165,9 @@ class Recorder:
         if "content-length" in names and "transfer-encoding" not in names and upstream.content_length is not None:
             response.content_length = upstream.content_length
         complete = False
+        saved = False
+        length = response.content_length  # a whole body: its client is done at its last byte
+        received = 0
         try:
             await response.prepare(request)
             while True:
@@ -182,11 +185,20 @@ class Recorder:
                 if not data:
                     complete = True
                     break
+                received += len(data)
+                if capture is not None and length is not None and received >= length:
+                    # The file is written before the body's last byte goes on: a client that has
+                    # its whole answer finds its recording there.
+                    capture.feed(data, _ms(started))
+                    self._save(capture.finish(True))
+                    saved = True
+                    await response.write(data)
+                    continue
                 await self._pass(response, capture, data, started)
         except ConnectionError:  # the client left: what it was sent is recorded as incomplete
             complete = False
         finally:
-            if capture is not None:
+            if capture is not None and not saved:
                 self._save(capture.finish(complete))
         if not complete and request.transport is not None:
             request.transport.close()  # the body ends before its end, as the upstream's did
