@@ -133,9 +133,6 @@ class Agent:
         }
 
 
-NO_AGENT = Agent()
-
-
 @dataclass(frozen=True, slots=True)
 class Block:
     """One piece of a planned answer: chunks `start` up to `stop` of the plan (their text joined is

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 
 from ._agent import Agent, Block, OutputFormat, Tool, sign
 from ._errors import ConfigError, RequestError
+from ._jsonbytes import compact_json
 from ._request import ChatRequest
 from ._schema_instance import SchemaError, schema_instance
 from ._tokenizer import tokenize
@@ -331,15 +332,15 @@ def _call(spec: CallSpec, agent: Agent, request: ChatRequest, rng: random.Random
     """The call's tool and its arguments' JSON text."""
     name = spec.name or (agent.choice.name if agent.choice.mode == "tool" else None) or agent.tools[0].name
     if spec.arguments is not None:
-        return name, _compact(spec.arguments)
+        return name, compact_json(spec.arguments)
     if spec.template is not None:
         text = spec.template.text(request, seed)
         try:
-            return name, _compact(json.loads(text))
+            return name, compact_json(json.loads(text))
         except ValueError:
             return name, text  # a template that renders bad JSON streams it as written: the client's problem
     tool = agent.tool(name) or Tool(name)
-    return name, _compact(_instance(tool.parameters, rng, f"the parameters of function {name!r}"))
+    return name, compact_json(_instance(tool.parameters, rng, f"the parameters of function {name!r}"))
 
 
 def _instance(schema: Mapping[str, Any], rng: random.Random, what: str) -> Any:
@@ -349,10 +350,6 @@ def _instance(schema: Mapping[str, Any], rng: random.Random, what: str) -> Any:
         return schema_instance(schema, rng)
     except SchemaError as err:
         raise RequestError(None, f"Invalid schema for {what}: {err}", check="schema") from None
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _call_id(seed: int, index: int) -> str:
@@ -393,4 +390,4 @@ class _StructuredText:
 
     def tokens(self, request: ChatRequest, rng: random.Random, seed: int) -> list[str]:
         schema = self.output.schema if self.output.kind == "json_schema" and self.output.schema else _JSON_OBJECT_SCHEMA
-        return tokenize(_compact(_instance(schema, rng, "the response format")))
+        return tokenize(compact_json(_instance(schema, rng, "the response format")))

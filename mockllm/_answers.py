@@ -271,14 +271,10 @@ class AnswerRule:
         return isinstance(self.source, BlocksAnswer) and self.source.calls_tools
 
 
-def choose_source(rules: tuple[AnswerRule, ...], default: AnswerSource, request: ChatRequest) -> AnswerSource:
-    """The first rule whose match holds for the last user message, model and turn (and the
-    request's tools and tool results, where the rule names them)."""
-    return choose(rules, default, request)[0]
-
-
 def choose(rules: tuple[AnswerRule, ...], default: AnswerSource, request: ChatRequest) -> tuple[AnswerSource, bool]:
-    """The source and whether a rule chose it (False: the default)."""
+    """The first rule's source whose match holds for the last user message, model and turn (and the
+    request's tools and tool results, where the rule names them), and whether a rule chose it
+    (False: the default)."""
     if rules:
         last_user, model, turn = request.last_user, request.model, request.turn
         for rule in rules:

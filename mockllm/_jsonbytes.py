@@ -13,7 +13,12 @@ from typing import Any
 
 def dumps(value: Any) -> bytes:
     """Compact JSON with UTF-8 text as it is, as the providers send it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return compact_json(value).encode()
+
+
+def compact_json(value: Any) -> str:
+    """`dumps` as text: a tool call's arguments as the model streams them."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def json_string(text: str) -> bytes:

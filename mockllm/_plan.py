@@ -136,10 +136,11 @@ def _agent_plan(
     reasoning takes the time its tokens would take to stream, before the first chunk."""
     multibyte = config.default_answer.multibyte if isinstance(config.default_answer, ProseAnswer) else 0.0
 
-    def reasoning(length: int, rng: random.Random) -> list[str]:
+    def reasoning_text(length: int, rng: random.Random) -> list[str]:
         return generate_prose(length, rng, multibyte, 4)
 
-    pieces = agent_pieces(request, source, ruled, rng_for(seed, "text"), seed, config.reasoning_tokens, reasoning)
+    pieces = agent_pieces(request, source, ruled, rng_for(seed, "text"), seed, config.reasoning_tokens, reasoning_text)
+    whole_calls = request.agent is not None and request.agent.whole_calls
     budget = request.max_tokens
     hidden = pieces.hidden_reasoning
     finish_reason = "tool_calls" if "tool_call" in pieces.kinds else "stop"
@@ -150,21 +151,21 @@ def _agent_plan(
     per_chunk = config.timing.tokens_per_chunk
     chunks: list[str] = []
     counts: list[int] = []
-    completion = hidden
-    reasoning = hidden
+    completion = reasoning = hidden
     for kind, tokens in zip(pieces.kinds, pieces.tokens, strict=True):
         if budget is not None and len(tokens) > budget:
             tokens = tokens[:budget]
             finish_reason = "length"
         if budget is not None:
             budget -= len(tokens)
-        if kind == "tool_call" and len(tokens) == 1:
-            completion += count_tokens(tokens[0])  # a whole call (Gemini) costs its arguments' tokens
-        else:
-            completion += len(tokens) if kind != "redacted_reasoning" else 0
+        whole = whole_calls and kind == "tool_call"  # one piece: the call's arguments whole (Gemini)
+        if whole:
+            completion += sum(map(count_tokens, tokens))  # a whole call costs its arguments' tokens
+        elif kind != "redacted_reasoning":
+            completion += len(tokens)
         if kind == "reasoning":
             reasoning += len(tokens)
-        if (kind == "tool_call" and len(tokens) == 1) or per_chunk == 1:
+        if whole or per_chunk == 1:
             block_chunks = list(tokens)
         else:
             block_chunks = ["".join(tokens[i : i + per_chunk]) for i in range(0, len(tokens), per_chunk)]

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from mockllm import MockLLMClient, ServerProcess, count_tokens
 from mockllm._agent import sign
-from mockllm.dialects.gemini import _json_schema
+from mockllm.dialects._gemini_agent import _json_schema
 
 FAST = {"x-mock-ttft-ms": "0", "x-mock-itl-ms": "0"}
 MODEL = "gemini-2.5-flash"

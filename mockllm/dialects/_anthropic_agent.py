@@ -44,12 +44,12 @@ refused: the API accepts both.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from .._agent import Agent, OutputFormat, Reasoning, Tool, ToolCall, ToolChoice, ToolResult, signed
 from .._errors import RequestError
+from .._jsonbytes import compact_json
 from .._request import Message
 
 ROLES = frozenset({"user", "assistant"})
@@ -166,7 +166,7 @@ def _read_block(block: dict[str, Any], where: str, history: _History, index: int
         arguments = block.get("input", {})
         if not isinstance(arguments, dict):
             raise RequestError(f"{where}.input", f"{where}.input: Input should be a valid dictionary")
-        text = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+        text = compact_json(arguments)
         history.calls.append(ToolCall(block["id"], block["name"], text))
     elif kind == "tool_result":
         call_id = block.get("tool_use_id")

@@ -55,17 +55,18 @@ class Call:
             raise RequestError(None, "the request body is empty; expected a JSON object")
         value = decode_json(self.body, self.max_json_depth)
         if not isinstance(value, dict):
-            raise RequestError(None, f"the request body must be a JSON object, got {_json_type(value)}")
+            raise RequestError(None, f"the request body must be a JSON object, got {json_type(value)}")
         return value
 
 
-def _json_type(value: Any) -> str:
-    """A decoded value's JSON type name, as a client would call it."""
+def json_type(value: Any) -> str:
+    """A decoded JSON value's type as the providers' messages name it ("expected an object, but got
+    a string"; OpenAI calls a fraction a decimal)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    names = {str: "a string", list: "an array", int: "a number", float: "a number"}
+    names = {str: "a string", list: "an array", dict: "an object", int: "an integer", float: "a decimal"}
     return names.get(type(value), type(value).__name__)
 
 

@@ -85,6 +85,7 @@ from .._agent import NO_PARAMETERS, Agent, OutputFormat, Reasoning, Tool, ToolCa
 from .._errors import RequestError
 from .._request import Message
 from .._schema_instance import SchemaError, check_schema
+from ._base import json_type
 
 # The checks by id, as the module docstring words them at length.
 _CHECKS = {
@@ -158,17 +159,6 @@ def _refuse(strict: bool, check: str, param: str | None, message: str) -> None:
         raise RequestError(param, message, check=check)
 
 
-def _type_name(value: Any) -> str:
-    """A JSON value's type as OpenAI's messages name it ("expected an object, but got a string")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {str: "a string", list: "an array", dict: "an object", int: "an integer", float: "a decimal"}.get(
-        type(value), "a value"
-    )
-
-
 def agent_of(body: dict[str, Any], messages: tuple[Message, ...], strict: bool) -> Agent | None:
     """The request's tools, tool choice, reasoning, output format and tool history; None when it
     has none of them (the plain path)."""
@@ -186,7 +176,7 @@ def agent_of(body: dict[str, Any], messages: tuple[Message, ...], strict: bool) 
                 strict,
                 "openai-chat.parallel-tool-calls-without-tools",
                 "parallel_tool_calls",
-                f"Invalid type for 'parallel_tool_calls': expected a boolean, but got {_type_name(parallel)} instead.",
+                f"Invalid type for 'parallel_tool_calls': expected a boolean, but got {json_type(parallel)} instead.",
             )
             parallel = bool(parallel)
         elif not has_tools:
@@ -223,7 +213,7 @@ def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
             strict,
             "openai-chat.tools-invalid",
             "tools",
-            f"Invalid type for 'tools': expected an array, but got {_type_name(value)} instead.",
+            f"Invalid type for 'tools': expected an array, but got {json_type(value)} instead.",
         )
         return (), False
     if not value:
@@ -241,7 +231,7 @@ def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
                 strict,
                 "openai-chat.tools-invalid",
                 key,
-                f"Invalid type for '{key}': expected an object, but got {_type_name(item)} instead.",
+                f"Invalid type for '{key}': expected an object, but got {json_type(item)} instead.",
             )
             continue
         kind = item.get("type")
@@ -266,7 +256,7 @@ def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
                 f"{key}.function",
                 f"Missing required parameter: '{key}.function'."
                 if function is None
-                else f"Invalid type for '{key}.function': expected an object, but got {_type_name(function)} instead.",
+                else f"Invalid type for '{key}.function': expected an object, but got {json_type(function)} instead.",
             )
             continue
         name = function.get("name")
@@ -277,7 +267,7 @@ def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
                 f"{key}.function.name",
                 f"Missing required parameter: '{key}.function.name'."
                 if name is None
-                else f"Invalid type for '{key}.function.name': expected a string, but got {_type_name(name)} instead.",
+                else f"Invalid type for '{key}.function.name': expected a string, but got {json_type(name)} instead.",
             )
             continue
         if len(name) > 64:
@@ -303,7 +293,7 @@ def _tools(value: Any, strict: bool) -> tuple[tuple[Tool, ...], bool]:
                 "openai-chat.tool-parameters-invalid",
                 f"{key}.function.parameters",
                 f"Invalid type for '{key}.function.parameters': expected an object, but got "
-                f"{_type_name(parameters)} instead.",
+                f"{json_type(parameters)} instead.",
             )
             parameters = None
         if parameters is not None and not _schema_ok(strict, parameters, f"function '{name}'"):
@@ -405,7 +395,7 @@ def _response_format(value: Any, messages: tuple[Message, ...], strict: bool) ->
             strict,
             "openai-chat.response-format-invalid",
             "response_format",
-            f"Invalid type for 'response_format': expected an object, but got {_type_name(value)} instead.",
+            f"Invalid type for 'response_format': expected an object, but got {json_type(value)} instead.",
         )
         return None
     kind = value.get("type")
@@ -430,7 +420,7 @@ def _response_format(value: Any, messages: tuple[Message, ...], strict: bool) ->
                 "Missing required parameter: 'response_format.json_schema'."
                 if spec is None
                 else "Invalid type for 'response_format.json_schema': expected an object, but got "
-                f"{_type_name(spec)} instead.",
+                f"{json_type(spec)} instead.",
             )
             return OutputFormat("json_schema")
         name = spec.get("name")
@@ -449,7 +439,7 @@ def _response_format(value: Any, messages: tuple[Message, ...], strict: bool) ->
                 "openai-chat.json-schema-missing",
                 "response_format.json_schema.schema",
                 "Invalid type for 'response_format.json_schema.schema': expected an object, but got "
-                f"{_type_name(schema)} instead.",
+                f"{json_type(schema)} instead.",
             )
             schema = None
         if schema is not None and not _schema_ok(strict, schema, f"response_format '{name}'"):
@@ -543,7 +533,7 @@ def _assistant_calls(value: Any, i: int, strict: bool) -> list[ToolCall]:
             strict,
             "openai-chat.tool-call-invalid",
             key,
-            f"Invalid type for '{key}': expected an array, but got {_type_name(value)} instead.",
+            f"Invalid type for '{key}': expected an array, but got {json_type(value)} instead.",
         )
         return []
     out = []
@@ -553,7 +543,7 @@ def _assistant_calls(value: Any, i: int, strict: bool) -> list[ToolCall]:
                 strict,
                 "openai-chat.tool-call-invalid",
                 f"{key}.[{j}]",
-                f"Invalid type for '{key}.[{j}]': expected an object, but got {_type_name(call)} instead.",
+                f"Invalid type for '{key}.[{j}]': expected an object, but got {json_type(call)} instead.",
             )
             continue
         function = call.get("function")

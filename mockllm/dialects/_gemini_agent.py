@@ -17,8 +17,8 @@ read here into an `Agent` (see `mockllm/_agent.py`):
 - History: model `functionCall` parts are the calls, `functionResponse` parts (in `user` or
   `function` contents) the results; the results after the last model turn are pending.
 
-Fields are found by their JSON or their proto name (`_field`): the API takes both and the
-google-genai SDK sends some nested fields in snake case. `_agent_hint` is the few lookups that let
+Fields are found by their JSON or their proto name (`field_of`): the API takes both and the
+google-genai SDK sends some nested fields in snake case. `agent_hint` is the few lookups that let
 a plain chat request skip all this.
 
 The provider's checks, made when `Call.strict` (the config's `strict`, on by default), each a 400
@@ -62,13 +62,13 @@ refused whatever `strict` says, with the mock's own words and the field named.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from .._agent import Agent, OutputFormat, Reasoning, Tool, ToolCall, ToolChoice, ToolResult
 from .._errors import RequestError
+from .._jsonbytes import compact_json
 from .._request import Message
 
 _AGENT_CONFIG_KEYS = (
@@ -77,7 +77,7 @@ _AGENT_CONFIG_KEYS = (
 )  # fmt: skip
 
 
-def _agent_hint(body: dict[str, Any], messages: tuple[Message, ...]) -> bool:
+def agent_hint(body: dict[str, Any], messages: tuple[Message, ...]) -> bool:
     """Whether the request may be an agent's (tools, thinking, a response type, function calls or
     responses in its history): a few lookups, so a plain chat request skips the agent parser."""
     if "tools" in body or "toolConfig" in body or "tool_config" in body:
@@ -102,7 +102,7 @@ _SCHEMA_KEYS = (
 _INT64_KEYS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
 
 
-def _field(value: dict[str, Any], name: str) -> Any:
+def field_of(value: dict[str, Any], name: str) -> Any:
     """A field by its JSON name, or by its proto name: the API takes both (`thinkingBudget`,
     `thinking_budget`), and the google-genai SDK sends some nested fields in snake case."""
     found = value.get(name)
@@ -112,10 +112,6 @@ def _field(value: dict[str, Any], name: str) -> Any:
 
 
 _SNAKE = re.compile(r"(?<!^)([A-Z])")
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _json_schema(schema: Any) -> Any:
@@ -143,16 +139,16 @@ def _json_schema(schema: Any) -> Any:
     return out
 
 
-def _agent(body: dict[str, Any], model: str, strict: bool) -> Agent | None:
+def read_agent(body: dict[str, Any], model: str, strict: bool) -> Agent | None:
     """The request's tools, tool choice, thinking, response schema and tool history; None when it
     has none of them (the plain path)."""
     tools = _tools(body.get("tools"), strict)
-    choice, tools = _choice(_field(body, "toolConfig"), tools, strict)
-    config = _field(body, "generationConfig") or {}
-    reasoning = _reasoning(_field(config, "thinkingConfig"))
+    choice, tools = _choice(field_of(body, "toolConfig"), tools, strict)
+    config = field_of(body, "generationConfig") or {}
+    reasoning = _reasoning(field_of(config, "thinkingConfig"))
     output = _output(config, strict)
     calls, results, pending = _history(body["contents"], model, strict)
-    if not (tools or _field(body, "toolConfig") or reasoning or output or calls or results):
+    if not (tools or field_of(body, "toolConfig") or reasoning or output or calls or results):
         return None
     return Agent(
         tools=tools,
@@ -175,7 +171,7 @@ def _tools(value: Any, strict: bool) -> tuple[Tool, ...]:
     for i, tool in enumerate(value):
         if not isinstance(tool, dict):
             raise RequestError(f"tools[{i}]", f"tools[{i}] must be a Tool object")
-        declarations = _field(tool, "functionDeclarations")
+        declarations = field_of(tool, "functionDeclarations")
         if declarations is None:
             continue  # googleSearch, codeExecution, urlContext...: server-side tools the mock ignores
         if not isinstance(declarations, list):
@@ -194,7 +190,7 @@ def _tools(value: Any, strict: bool) -> tuple[Tool, ...]:
                     "dots (.), colons (:), or dashes (-), with a maximum length of 64.\n",
                     check="gemini.invalid-function-name",
                 )
-            schema = _field(decl, "parametersJsonSchema")
+            schema = field_of(decl, "parametersJsonSchema")
             if schema is None and decl.get("parameters") is not None:
                 schema = _json_schema(decl["parameters"])
             parameters = schema if isinstance(schema, dict) else {"type": "object", "properties": {}}
@@ -204,7 +200,7 @@ def _tools(value: Any, strict: bool) -> tuple[Tool, ...]:
 
 def _choice(value: Any, tools: tuple[Tool, ...], strict: bool) -> tuple[ToolChoice, tuple[Tool, ...]]:
     """`functionCallingConfig` as a tool choice, and the tools the model may call under it."""
-    config = _field(value, "functionCallingConfig") if isinstance(value, dict) else None
+    config = field_of(value, "functionCallingConfig") if isinstance(value, dict) else None
     if not isinstance(config, dict):
         return ToolChoice(), tools
     mode = config.get("mode") or "AUTO"
@@ -214,7 +210,7 @@ def _choice(value: Any, tools: tuple[Tool, ...], strict: bool) -> tuple[ToolChoi
             f"toolConfig.functionCallingConfig.mode must be one of AUTO, ANY, NONE, VALIDATED, got {mode!r}",
         )
     mode = mode.upper()
-    allowed = _field(config, "allowedFunctionNames") or []
+    allowed = field_of(config, "allowedFunctionNames") or []
     if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
         raise RequestError(
             "toolConfig.functionCallingConfig.allowedFunctionNames", "allowedFunctionNames must be an array of names"
@@ -254,15 +250,15 @@ def _reasoning(value: Any) -> Reasoning | None:
         return None
     if not isinstance(value, dict):
         raise RequestError("generationConfig.thinkingConfig", "'thinkingConfig' must be an object")
-    budget = _field(value, "thinkingBudget")
+    budget = field_of(value, "thinkingBudget")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise RequestError(
             "generationConfig.thinkingConfig.thinkingBudget",
             f"thinkingBudget must be an integer >= -1, got {budget!r}",
         )
-    level = _field(value, "thinkingLevel")
+    level = field_of(value, "thinkingLevel")
     effort = level.lower() if isinstance(level, str) and level.lower() in _LEVELS else None
-    include = _field(value, "includeThoughts") is True
+    include = field_of(value, "includeThoughts") is True
     if budget == 0 and effort is None:
         return None
     if not ((budget is not None and budget != 0) or effort is not None or include):
@@ -271,10 +267,10 @@ def _reasoning(value: Any) -> Reasoning | None:
 
 
 def _output(config: dict[str, Any], strict: bool) -> OutputFormat | None:
-    mime = _field(config, "responseMimeType")
-    schema = _field(config, "responseJsonSchema")
-    if schema is None and _field(config, "responseSchema") is not None:
-        schema = _json_schema(_field(config, "responseSchema"))
+    mime = field_of(config, "responseMimeType")
+    schema = field_of(config, "responseJsonSchema")
+    if schema is None and field_of(config, "responseSchema") is not None:
+        schema = _json_schema(field_of(config, "responseSchema"))
     if schema is not None and strict and mime not in ("application/json", "text/x.enum"):
         # Reconstructed in the API's field-violation style: a schema needs a JSON (or enum) mime type.
         raise RequestError(
@@ -306,17 +302,17 @@ def _history(
             if i and contents[i - 1].get("role") != "model":
                 before = []
             for part in parts:
-                call = _field(part, "functionCall") if isinstance(part, dict) else None
+                call = field_of(part, "functionCall") if isinstance(part, dict) else None
                 if isinstance(call, dict):
                     name = call.get("name") or ""
-                    calls.append(ToolCall(str(call.get("id") or ""), name, _compact(call.get("args") or {})))
+                    calls.append(ToolCall(str(call.get("id") or ""), name, compact_json(call.get("args") or {})))
                     before.append(name)
             pending = []
             continue
         responses = [
-            _field(p, "functionResponse")
+            field_of(p, "functionResponse")
             for p in parts
-            if isinstance(p, dict) and isinstance(_field(p, "functionResponse"), dict)
+            if isinstance(p, dict) and isinstance(field_of(p, "functionResponse"), dict)
         ]
         if not responses:
             turn_start = i
@@ -329,7 +325,7 @@ def _history(
                     "Please ensure that function response turn comes immediately after a function call turn.",
                     check="gemini.function-response-without-call",
                 )
-            result = ToolResult(str(response.get("id") or ""), name, _compact(response.get("response")))
+            result = ToolResult(str(response.get("id") or ""), name, compact_json(response.get("response")))
             results.append(result)
             pending.append(result)
         if strict and responses and len(responses) != len(before):
@@ -355,10 +351,10 @@ def _check_signatures(contents: list[dict[str, Any]], start: int) -> None:
         if contents[i].get("role") != "model":
             continue
         for part in contents[i].get("parts") or []:
-            call = _field(part, "functionCall") if isinstance(part, dict) else None
+            call = field_of(part, "functionCall") if isinstance(part, dict) else None
             if not isinstance(call, dict):
                 continue
-            if not _field(part, "thoughtSignature"):
+            if not field_of(part, "thoughtSignature"):
                 raise RequestError(
                     None,
                     "Function call is missing a thought_signature in functionCall parts. This is required for tools "
@@ -370,7 +366,7 @@ def _check_signatures(contents: list[dict[str, Any]], start: int) -> None:
             break  # only a step's first call carries the signature
 
 
-def _check_role(role: Any, roles: Mapping[str, str]) -> None:
+def check_role(role: Any, roles: Mapping[str, str]) -> None:
     """`gemini.role`: the real API's words whatever the role, as client bug reports and fixes quote
     them: contents are user or model turns; the legacy `function` role of function responses is
     still accepted."""

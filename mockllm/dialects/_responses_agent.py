@@ -72,7 +72,7 @@ from typing import Any
 from .._agent import NO_PARAMETERS, Agent, OutputFormat, Reasoning, Tool, ToolCall, ToolChoice, ToolResult
 from .._errors import RequestError
 from .._request import Message
-from ._base import dumps
+from ._base import dumps, json_type
 
 ROLES = frozenset({"user", "assistant", "system", "developer"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
@@ -209,7 +209,7 @@ def _arguments(item: dict[str, Any], i: int, check: bool) -> str:
     if check:
         raise RequestError(
             f"input[{i}].arguments",
-            f"Invalid type for 'input[{i}].arguments': expected a string, but got {_a(value)} instead.",
+            f"Invalid type for 'input[{i}].arguments': expected a string, but got {json_type(value)} instead.",
             check="openai-responses.invalid-call-item",
         )
     return dumps(value).decode()
@@ -233,16 +233,6 @@ def _text(parts: Any, where: str) -> str:
                 f"{where}[{j}] must be a content part of type input_text, output_text, input_image or input_file",
             )
     return "".join(texts)
-
-
-def _a(value: Any) -> str:
-    """A JSON value's type as the API's messages name it ("an object", "a string")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    names = {str: "a string", list: "an array", dict: "an object", int: "an integer", float: "a number"}
-    return names.get(type(value), "a value")
 
 
 # -- tools, tool choice, reasoning, text format --------------------------------------------------
@@ -300,7 +290,7 @@ def _agent_settings(body: dict[str, Any], strict: bool, history: _History) -> _S
         if not isinstance(parallel, bool):
             raise RequestError(
                 "parallel_tool_calls",
-                f"Invalid type for 'parallel_tool_calls': expected a boolean, but got {_a(parallel)} instead.",
+                f"Invalid type for 'parallel_tool_calls': expected a boolean, but got {json_type(parallel)} instead.",
             )
         settings.parallel = parallel
         settings.echoed["parallel_tool_calls"] = parallel
@@ -316,12 +306,12 @@ def _tools(value: Any, strict: bool, settings: _Settings) -> None:
     if value is None:
         return
     if not isinstance(value, list):
-        raise RequestError("tools", f"Invalid type for 'tools': expected an array, but got {_a(value)} instead.")
+        raise RequestError("tools", f"Invalid type for 'tools': expected an array, but got {json_type(value)} instead.")
     echoed: list[Any] = []
     for i, tool in enumerate(value):
         if not isinstance(tool, dict):
             raise RequestError(
-                f"tools[{i}]", f"Invalid type for 'tools[{i}]': expected an object, but got {_a(tool)} instead."
+                f"tools[{i}]", f"Invalid type for 'tools[{i}]': expected an object, but got {json_type(tool)} instead."
             )
         if tool.get("type") != "function":
             echoed.append(tool)
@@ -348,7 +338,8 @@ def _tools(value: Any, strict: bool, settings: _Settings) -> None:
             if strict:
                 raise RequestError(
                     f"tools[{i}].parameters",
-                    f"Invalid type for 'tools[{i}].parameters': expected an object, but got {_a(parameters)} instead.",
+                    f"Invalid type for 'tools[{i}].parameters': expected an object, "
+                    f"but got {json_type(parameters)} instead.",
                     check="openai-responses.tool-invalid-parameters",
                 )
             parameters = None
@@ -399,7 +390,7 @@ def _tool_choice(value: Any, strict: bool, settings: _Settings) -> None:
             settings.choice = ToolChoice("auto")  # a built-in tool: the mock's model calls functions only
     else:
         raise RequestError(
-            "tool_choice", f"Invalid type for 'tool_choice': expected an object, but got {_a(value)} instead."
+            "tool_choice", f"Invalid type for 'tool_choice': expected an object, but got {json_type(value)} instead."
         )
     settings.echoed["tool_choice"] = value
     settings.sampling["tool_choice"] = value
@@ -412,7 +403,7 @@ def _reasoning(value: Any, strict: bool, settings: _Settings) -> None:
         return
     if not isinstance(value, dict):
         raise RequestError(
-            "reasoning", f"Invalid type for 'reasoning': expected an object, but got {_a(value)} instead."
+            "reasoning", f"Invalid type for 'reasoning': expected an object, but got {json_type(value)} instead."
         )
     effort = value.get("effort")
     summary = value.get("summary", value.get("generate_summary"))
@@ -446,7 +437,7 @@ def _text_format(value: Any, strict: bool, history: _History, settings: _Setting
     if value is None:
         return
     if not isinstance(value, dict):
-        raise RequestError("text", f"Invalid type for 'text': expected an object, but got {_a(value)} instead.")
+        raise RequestError("text", f"Invalid type for 'text': expected an object, but got {json_type(value)} instead.")
     verbosity = value.get("verbosity", "medium")
     if verbosity not in ("low", "medium", "high"):
         raise RequestError(
@@ -455,7 +446,7 @@ def _text_format(value: Any, strict: bool, history: _History, settings: _Setting
     fmt = value.get("format", {"type": "text"})
     if not isinstance(fmt, dict):
         raise RequestError(
-            "text.format", f"Invalid type for 'text.format': expected an object, but got {_a(fmt)} instead."
+            "text.format", f"Invalid type for 'text.format': expected an object, but got {json_type(fmt)} instead."
         )
     kind = fmt.get("type")
     if kind not in _FORMATS:

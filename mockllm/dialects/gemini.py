@@ -48,13 +48,13 @@ from contracts import DIALECT_PROFILE_DIR
 from .._agent import Block, sign
 from .._config import MockConfig
 from .._errors import RequestError
+from .._jsonbytes import compact_json
 from .._plan import Plan
 from .._request import ChatRequest, Message, overrides_from_headers
 from .._tokenizer import count_prompt_tokens
 from .._wire import HttpResponse, StreamFrames
 from ._base import Call, Encoding, Route, StreamProbe, TextFrames, json_string, json_text_field
-from ._gemini_agent import _agent, _agent_hint, _check_role, _compact, _field
-from ._gemini_agent import _json_schema as _json_schema  # tests import it from here
+from ._gemini_agent import agent_hint, check_role, field_of, read_agent
 
 JSON = (
     ("content-type", "application/json; charset=UTF-8"),
@@ -176,12 +176,12 @@ class Gemini:
         if body.get("tools") is not None:
             sampling["tools"] = body["tools"]
         model = model_name(call.path_params["model"])
-        agent = _agent(body, model, call.strict) if _agent_hint(body, messages) else None
+        agent = read_agent(body, model, call.strict) if agent_hint(body, messages) else None
         if agent is not None:  # what else changes the answer goes into the seed
-            tool_config = _field(body, "toolConfig")
+            tool_config = field_of(body, "toolConfig")
             if tool_config is not None:
                 sampling["tool_config"] = tool_config
-            thinking = _field(_field(body, "generationConfig") or {}, "thinkingConfig")
+            thinking = field_of(field_of(body, "generationConfig") or {}, "thinkingConfig")
             if thinking is not None:
                 sampling["thinking_config"] = thinking
         request = ChatRequest(
@@ -460,7 +460,7 @@ def _contents(value: Any, field: str, *, strict: bool = True) -> tuple[Message, 
             raise RequestError(where, f"{where} must be an object, got {type(item).__name__}")
         role = item.get("role", "")
         if strict:
-            _check_role(role, roles)
+            check_role(role, roles)
         if not isinstance(role, str) or role not in roles:
             raise RequestError(f"{where}.role", f"{where}.role must be 'user' or 'model', got {role!r}")
         parts = item.get("parts")
@@ -468,12 +468,12 @@ def _contents(value: Any, field: str, *, strict: bool = True) -> tuple[Message, 
         responses = None
         if not text or len(parts) > 1:  # a plain turn is one text part: no function responses in it
             responses = [
-                _field(p, "functionResponse") for p in parts if isinstance(_field(p, "functionResponse"), dict)
+                field_of(p, "functionResponse") for p in parts if isinstance(field_of(p, "functionResponse"), dict)
             ]
         if responses:
             # Tool results are `tool` messages, so prompts, seeds and journal filters see them and
             # `last_user` stays the user's own words.
-            messages += [Message("tool", _compact(r.get("response"))) for r in responses]
+            messages += [Message("tool", compact_json(r.get("response"))) for r in responses]
             if text:
                 messages.append(Message(roles[role], text))
             continue
