@@ -6,6 +6,11 @@ own process so it has a core of its own; it prints one JSON object on stdout:
 
     python -m bench._stream_client count   --url http://127.0.0.1:PORT --conns 50 --seconds 5
     python -m bench._stream_client latency --url http://127.0.0.1:PORT --streams 100 --timeout 60
+    python -m bench._stream_client hold    --url http://127.0.0.1:PORT --streams 5000 --timeout 60
+
+`hold` opens the streams, prints a line once every response head has arrived, waits for a line on
+stdin, then closes them all and prints its result: the benchmark measures the server's memory
+with the streams open and after they closed.
 
 `--dialect` picks the wire: each dialect registered in `mockllm.dialects` brings its own
 `StreamProbe` (how to ask it for a stream and tell its frames apart); the reference server's
@@ -265,6 +270,7 @@ class _TimedStream(_Stream):
         self._content, self._end, self._event_end = wire.content, wire.end, wire.event_end
         self.t_sent = 0
         self.times: list[int] = []
+        self.events = 0  # every event, content or not
         self.saw_done = False
 
     def send(self, request: bytes) -> None:
@@ -275,6 +281,7 @@ class _TimedStream(_Stream):
         buf, content, event_end = self.sse, self._content, self._event_end
         start = 0
         while (end := buf.find(event_end, start)) >= 0:
+            self.events += 1
             if content.search(buf, start, end):
                 self.times.append(t)
             elif buf.find(self._end, start, end) >= 0:
@@ -340,6 +347,51 @@ async def run_latency(
     return _latency_result(streams, protos, errors)
 
 
+class _HoldStream(_Stream):
+    """Holds its stream open and drops what arrives: for measuring the server with idle streams."""
+
+    def on_body(self, t: int) -> None:
+        self.sse.clear()
+
+
+HOLD_POLL_S = 0.05
+
+
+async def run_hold(url: str, streams: int, timeout: float, wire: StreamProbe) -> dict[str, Any]:
+    """Open ``streams`` streams, report once every response head has arrived (or ``timeout``
+    passed), wait for a line on stdin, close them all, report again."""
+    host, port = split_url(url)
+    loop = asyncio.get_running_loop()
+    errors: Counter[str] = Counter()
+    protos: list[_HoldStream] = []
+    for first in range(0, streams, CONNECT_BATCH):
+        batch = min(CONNECT_BATCH, streams - first)
+        opened = await asyncio.gather(
+            *(_connect(host, port, _HoldStream) for _ in range(batch)), return_exceptions=True
+        )
+        for item in opened:
+            if isinstance(item, _HoldStream):
+                item.send(build_request(host, port, len(protos), wire))
+                protos.append(item)
+            else:
+                errors[f"connect: {type(item).__name__}"] += 1
+        await asyncio.sleep(CONNECT_PAUSE_S)
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and not all(p.status or p.done.done() for p in protos):
+        await asyncio.sleep(HOLD_POLL_S)
+    held = sum(1 for p in protos if p.status == 200 and not p.done.done())
+    for proto in protos:
+        if not proto.status:
+            errors["no response head in time"] += 1
+        elif proto.done.done():
+            errors[_failure(proto) if proto.status != 200 else "ended while held"] += 1
+    print(json.dumps({"held": held, "errors": dict(errors)}), flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+    for proto in protos:
+        proto.abort()
+    return {"streams": streams, "held": held, "errors": dict(errors)}
+
+
 def _latency_result(streams: int, protos: list[_TimedStream], errors: Counter[str]) -> dict[str, Any]:
     ttft: list[int] = []
     itl: list[int] = []
@@ -357,6 +409,7 @@ def _latency_result(streams: int, protos: list[_TimedStream], errors: Counter[st
         "failures": sum(errors.values()),
         "errors": dict(errors),
         "content_events_per_stream": {str(k): v for k, v in tokens.items()},
+        "events": sum(proto.events for proto in protos),  # every stream's, finished or not
         "ttft_ns": ttft,
         "itl_ns": itl,
     }
@@ -462,6 +515,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     latency.add_argument("--url", required=True)
     latency.add_argument("--streams", type=int, default=100)
     latency.add_argument("--timeout", type=float, default=60.0)
+    hold = sub.add_parser("hold", help="hold streams open until a line arrives on stdin")
+    hold.add_argument("--url", required=True)
+    hold.add_argument("--streams", type=int, default=1000)
+    hold.add_argument("--timeout", type=float, default=60.0, help="for every response head to arrive")
     users = sub.add_parser("users", help="TTFT and ITL samples of closed-loop users (a steady load)")
     users.add_argument("--url", required=True)
     users.add_argument("--users", type=int, default=200)
@@ -469,13 +526,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     users.add_argument("--ramp-s", type=float, default=5.0, help="first requests spread over this long")
     users.add_argument("--timeout", type=float, default=60.0, help="per stream")
     names = sorted(wires())
-    for mode in (count, latency, users):
+    for mode in (count, latency, users, hold):
         mode.add_argument("--dialect", choices=names, default="openai-chat")
         mode.add_argument("--header", action="append", default=[], help="an extra request header line")
     args = parser.parse_args(argv)
     if args.mode == "count" and not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
-    if args.mode in ("latency", "users") and not 0 < args.timeout <= 600:
+    if args.mode in ("latency", "users", "hold") and not 0 < args.timeout <= 600:
         parser.error("--timeout must be in (0, 600]")
     return args
 
@@ -489,6 +546,8 @@ def main(argv: list[str] | None = None) -> None:
     raise_nofile_limit()
     if args.mode == "count":
         result = run(run_count(args.url, args.conns, args.seconds, wire))
+    elif args.mode == "hold":
+        result = run(run_hold(args.url, args.streams, args.timeout, wire))
     elif args.mode == "users":
         result = run(run_users(args.url, args.users, args.rounds, args.ramp_s, args.timeout, wire, args.header))
     else:

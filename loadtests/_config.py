@@ -2,7 +2,8 @@
 
 The same settings come from the `python -m loadtests run` flags or from Locust's own command line
 (`locust -f loadtests/locustfile.py --lt-profile ...`): this module turns them into a profile, a
-shape and SLOs, and builds the JSON result document the reports read.
+shape and SLOs, and builds the JSON result document the reports read: the figures, whether the
+client kept up (`validity`) and how much more it could have read (`capacity`, see `_stats.capacity`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def build_result(
             "saturation_rate": next((s["offered_per_s"] for s in stages if s["saturated"]), None),
         },
         "validity": stats.validity(),
+        "capacity": stats.capacity(window_s),
         **figures,
     }
 

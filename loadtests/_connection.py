@@ -1,27 +1,27 @@
 """The load client's edge: HTTP/1.1 over a plain socket, every read timestamped as it returns.
 
-No client library sits between the socket and the clock: `recv` returns whatever has arrived, the
-time is taken right after, and the bytes go to the response parser and the stream meter at once.
-Blocking sockets, so under Locust (gevent-patched) each user's reads are cooperative greenlet
-switches, and outside it (tests, the accuracy self-test) plain threads work the same way. One
-keep-alive connection per user, reopened when the server closes it.
+No client library sits between the socket and the clock. A streamed response is read by the
+process's reactor (`_reactor`: one io watcher per stream in the gevent hub, the time taken right
+after each read, the parsing after the loop iteration's reads are stamped). The few small
+non-streamed responses (opening a conversation, the mock's journal) are read here with plain
+blocking `recv`s, cooperative under Locust's gevent patching. One keep-alive connection per user,
+reopened when the server closes it.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from ._http import ProtocolError, Response, ResponseParser
-from ._measure import StreamFailure, StreamMeter, StreamResult
+from ._measure import StreamMeter, StreamResult
+from ._reactor import clock, reactor
 
 READ_SIZE = 65536
-clock = time.perf_counter_ns
 
 
 class RequestFailed(Exception):
@@ -115,38 +115,19 @@ class Connection:
         return parser.response, b"".join(body)
 
     def receive_stream(self, meter: StreamMeter, deadline_ns: int, ok_status: tuple[int, ...]) -> StreamResult:
-        """The streamed response to the request just sent, read into `meter`.
+        """The streamed response to the request just sent, read into `meter` by the reactor.
 
         A failure becomes the result's error kind, never an exception: a broken stream is a
         measured failure, and the connection is dropped rather than read to its end.
         """
-        parser = ResponseParser()
-        status_checked = False
-
-        def on_body(piece: bytes, t: int) -> None:
-            nonlocal status_checked
-            if not status_checked:
-                status_checked = True
-                meter.headers(t)
-                response = parser.response
-                if response.status not in ok_status:
-                    detail = f"{response.status} {response.reason}: {piece[:200]!r}"
-                    raise StreamFailure(f"http-{response.status}", detail)
-            if piece:
-                meter.read(piece, t)
-
-        try:
-            self._read(parser, deadline_ns, on_body)
-        except StreamFailure as failure:
+        result, keep = reactor().read_stream(self._socket().fileno(), meter, deadline_ns, ok_status, self.timeout_s)
+        if not keep:
             self.close()
-            return meter.fail(clock(), failure)
-        except RequestFailed as failed:
-            return meter.fail(clock(), StreamFailure(failed.kind, failed.detail))
-        return meter.finish(clock())
+        return result
 
     def _read(self, parser: ResponseParser, deadline_ns: int, on_body: Callable[[bytes, int], None]) -> None:
-        """Read to the end of the response. The socket's own timeout (set once) bounds a silence; the
-        deadline, checked after each read, bounds the whole response without a timer per read."""
+        """Read a (small) response to its end. The socket's own timeout (set once) bounds a silence; the
+        deadline, checked after each read, bounds the whole response."""
         sock = self._socket()
         recv = sock.recv
         head_seen = False

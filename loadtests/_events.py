@@ -25,6 +25,34 @@ class EventSplitter:
         self._pending_cr = False  # the last read ended in CR: a LF that starts the next one belongs to it
 
     def feed(self, data: bytes) -> list[tuple[str, str]]:
+        # The commonest read: one whole one-line event, nothing pending, LF line ends.
+        if (data[-2:] == b"\n\n" and data[:6] == b"data: " and data.count(b"\n") == 2 and not self._buffer
+                and self._started and not self._pending_cr and b"\r" not in data):  # fmt: skip
+            return [("message", data[6:-2].decode("utf-8", "replace"))]
+        if self._pending_cr or not self._started or b"\r" in data:
+            buffer = self._prelude(data)
+            if buffer is None:
+                return []
+        else:  # the common read: LF line ends, past the start
+            buffer = self._buffer + data if self._buffer else data
+        if buffer[:1] == b"\n":  # a blank line right after a dispatch, which the split below would lose
+            buffer = buffer.lstrip(b"\n")
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
+        if not blocks:
+            return []
+        events = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:  # the common one-line event
+                events.append(("message", block[6:].decode("utf-8", "replace")))
+                continue
+            event = _event(block)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _prelude(self, data: bytes) -> bytes | None:
+        """CR line ends made LF (also across reads) and the leading BOM dropped; None: wait for more."""
         if self._pending_cr:
             self._pending_cr = False
             if data[:1] == b"\n":
@@ -37,22 +65,11 @@ class EventSplitter:
         if not self._started:
             if len(buffer) < 3 and _BOM.startswith(buffer):
                 self._buffer = buffer
-                return []
+                return None
             self._started = True
             if buffer.startswith(_BOM):
                 buffer = buffer[3:]
-        if buffer[:1] == b"\n":  # a blank line right after a dispatch, which the split below would lose
-            buffer = buffer.lstrip(b"\n")
-        blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop()
-        if not blocks:
-            return []
-        events = []
-        for block in blocks:
-            event = _event(block)
-            if event is not None:
-                events.append(event)
-        return events
+        return buffer
 
     @property
     def pending(self) -> bytes:
@@ -62,8 +79,6 @@ class EventSplitter:
 
 def _event(block: bytes) -> tuple[str, str] | None:
     """The event a block dispatches, or None (comments only, or no data)."""
-    if block.startswith(b"data: ") and b"\n" not in block:  # the common one-line event
-        return "message", block[6:].decode("utf-8", "replace")
     kind = "message"
     data: list[str] = []
     for raw in block.split(b"\n"):

@@ -112,6 +112,25 @@ class ResponseParser:
         self._buffer = b""
         out = []
         position = 0
+        if self._chunk_state == "size":
+            # The common read: whole chunks (a streaming server writes one per event). Anything else
+            # (a partial chunk, an extension, the last chunk, bad bytes) goes the careful way below.
+            size_of, total = int, len(buffer)
+            while True:
+                end = buffer.find(b"\r\n", position, position + 18)
+                if end < 0:
+                    break
+                try:
+                    size = size_of(buffer[position:end], 16)
+                except ValueError:
+                    break
+                stop = end + 2 + size
+                if size <= 0 or buffer[stop : stop + 2] != b"\r\n":
+                    break
+                out.append(buffer[end + 2 : stop])
+                position = stop + 2
+                if position == total:
+                    return out[0] if len(out) == 1 else b"".join(out)
         while position < len(buffer) and not self.done:
             state = self._chunk_state
             if state == "data":

@@ -11,6 +11,7 @@ master (or a lone local runner) writes the result document when Locust quits.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import json
 import time
@@ -26,6 +27,7 @@ from reports import write_load
 
 from ._config import VERSION, LoadSettings, build_result, write_json
 from ._connection import Connection, RequestFailed, Target, clock, encode_request
+from ._distributed import answer_final_ask, collect_final_reports, refuse_unless_allowed
 from ._measure import StreamResult, same_text
 from ._session import ChatSession, LoadProfile
 from ._shapes import Shape, arrivals, saturated
@@ -37,6 +39,9 @@ PROMPTS = (
     "Summarise what a load test measures, in a few sentences.",
     "Describe a conversation with three turns.",
 )
+# How long gevent runs loop callbacks (users resuming after `wait()`) before it polls the sockets
+# again; it looks at the clock every 50 callbacks. Its default is 5 ms.
+CALLBACK_SLICE_S = 0.001
 _FIELDS = {f.name: f for f in dataclasses.fields(LoadSettings)}
 
 
@@ -111,6 +116,11 @@ class ProcessRun:
         self.workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         share = 1.0 / self.worker_count
         self._arrivals = arrivals(self.shape, seed=self.settings.seed, share=share, stream=self.worker_index)
+        # Locust and its imports leave ~10^5 long-lived objects; a full collection scanning them
+        # all stalls every read for tens of ms. Frozen, they are never scanned again.
+        gc.collect()
+        gc.freeze()
+        gevent.setswitchinterval(CALLBACK_SLICE_S)
         if self.monitor is None and not isinstance(self.environment.runner, MasterRunner):
             self.monitor = gevent.spawn(self._watch_client)
 
@@ -234,6 +244,7 @@ def _init(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(lambda client_id, data: PROCESS.stats.merge(data["loadtests"]))
+        collect_final_reports(environment, lambda detail: PROCESS.stats.error("worker-lost", detail))
     if isinstance(runner, WorkerRunner):
 
         def ship(client_id: str, data: dict[str, Any]) -> None:
@@ -242,10 +253,12 @@ def _init(environment: Any, **_: Any) -> None:
             data["loadtests"] = part
 
         environment.events.report_to_master.add_listener(ship)
+        answer_final_ask(environment)
 
 
 @events.test_start.add_listener
 def _test_start(environment: Any, **_: Any) -> None:
+    refuse_unless_allowed(environment)  # the load-target policy, in every process, before a user starts
     if isinstance(environment.runner, WorkerRunner):
         PROCESS.configure(settings_from(environment.parsed_options))  # the master's options arrive with the spawn
     PROCESS.begin()

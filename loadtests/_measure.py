@@ -24,22 +24,23 @@ from mockllm import count_tokens
 from ._events import EventSplitter
 
 _loads = msgspec.json.Decoder().decode  # four times json.loads's speed; the hot path's largest cost
-Path = tuple[str, ...]
+Path = tuple[tuple[str, int], ...]  # each step: (the key, its list index or -1)
 
 
 def compile_path(dotted: str) -> Path:
-    return tuple(dotted.split("."))
+    """A dotted path (`choices.0.delta.content`) laid out once, so a lookup parses no digits."""
+    return tuple((key, int(key) if key.isdecimal() else -1) for key in dotted.split("."))
 
 
 def get_path(payload: Any, path: Path) -> Any:
-    """The value at a compiled dotted path (`choices.0.delta.content`), None when absent."""
+    """The value at a compiled dotted path, None when absent (a digit indexes a list, keys a dict)."""
     current = payload
-    for key in path:
+    for key, index in path:
         kind = type(current)
         if kind is dict:
             current = current.get(key)
-        elif kind is list and key.isdigit() and int(key) < len(current):
-            current = current[int(key)]
+        elif kind is list and 0 <= index < len(current):
+            current = current[index]
         else:
             return None
     return current
@@ -63,6 +64,7 @@ class StreamRules:
     data_rules: dict[str, str]  # exact data -> kind (`[DONE]`)
     has_rules: tuple[tuple[Path, str], ...]  # (field path, kind), in the profile's order
     text_kinds: frozenset[str]
+    text_only: frozenset[str]  # text kinds that are no capture's, usage's or terminal kind
     text_path: Path
     done: frozenset[str]
     error: frozenset[str]
@@ -79,6 +81,10 @@ class StreamRules:
             data_rules={rule.data: rule.kind for rule in spec.kinds if rule.data is not None},
             has_rules=tuple((compile_path(rule.has), rule.kind) for rule in spec.kinds if rule.has is not None),
             text_kinds=spec.text_kinds,
+            text_only=spec.text_kinds
+            - spec.terminal
+            - {kind for kind, _ in spec.captures.values()}
+            - (spec.usage[0] if spec.usage else frozenset()),
             text_path=compile_path(spec.text_field),
             done=spec.done,
             error=spec.error,
@@ -106,7 +112,8 @@ class StreamRules:
             if type(kind) is str:
                 return kind, payload
         for path, kind in self.has_rules:
-            if get_path(payload, path) is not None:
+            # A one-key rule (`choices`, `error`) is one dict lookup: the payload is a dict.
+            if (payload.get(path[0][0]) if len(path) == 1 else get_path(payload, path)) is not None:
                 return kind, payload
         raise StreamFailure("protocol", f"cannot tell the event's kind: {data[:80]!r}")
 
@@ -196,29 +203,34 @@ class StreamMeter:
         rules, result = self._rules, self._result
         if result.t_first_event is None:
             result.t_first_event = t
+        classify, step = rules.classify, self._grammar.step
+        text_kinds, text_only, text_path, captures = rules.text_kinds, rules.text_only, rules.text_path, rules.captures
         for _, data in events:
             result.events += 1
-            kind, payload = rules.classify(data)
+            kind, payload = classify(data)
             if not kind:  # the sentinel after the terminal event
                 if self._terminal_kind is None:
                     raise StreamFailure("grammar", f"{data!r} before the terminal event")
                 continue
             self._symbols += 1
-            if not self._grammar.step(kind):
+            if not step(kind):
                 after = f"after the terminal {self._terminal_kind!r}" if self._terminal_kind else "here"
                 raise StreamFailure("grammar", f"event {self._symbols} {kind!r} not allowed {after}")
-            if kind in rules.text_kinds:
-                piece = get_path(payload, rules.text_path)
+            if kind in text_kinds:
+                piece = get_path(payload, text_path)
                 if type(piece) is str and piece:
                     self._pieces.append(piece)
                     result.token_times.append(t)
-            if kind in rules.captures:
-                for variable, path in rules.captures[kind]:
+                if kind in text_only:  # nothing else to look for in it (worked out once per profile)
+                    continue
+            if kind in captures:
+                for variable, path in captures[kind]:
                     value = get_path(payload, path)
                     if value is not None:
                         result.captured[variable] = value
-            if rules.usage is not None and kind in rules.usage[0]:
-                count = get_path(payload, rules.usage[1])
+            usage = rules.usage
+            if usage is not None and kind in usage[0]:
+                count = get_path(payload, usage[1])
                 if type(count) is int:
                     result.usage_tokens = count
             if kind in rules.terminal:

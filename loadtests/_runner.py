@@ -113,6 +113,16 @@ def summary(result: dict[str, Any]) -> str:
         f"  client CPU max {v['client_cpu_percent']['max']}%, loop lag p99 {v['loop_lag_ms']['p99']} ms"
         + ("" if v["valid"] else " — INVALID: " + "; ".join(v["reasons"])),
     ]
+    capacity = result.get("capacity")
+    if capacity:
+        lines.append(f"  capacity: {capacity['events_per_s']:,.0f} events/s read; {capacity['verdict']}")
+        if len(capacity["processes"]) > 1:
+            for process in capacity["processes"]:
+                cpu, headroom = process["cpu_percent"], process["headroom"]
+                state = " — SATURATED: " + "; ".join(process["reasons"]) if process["saturated"] else ""
+                room = "?" if headroom is None else f"{headroom:.0%}"
+                lines.append(f"    {process['process']}: {process['events_per_s']:,.0f} events/s, "
+                             f"CPU mean {cpu['mean']}% max {cpu['max']}%, headroom {room}{state}")  # fmt: skip
     for error in result["errors"][:5]:
         lines.append(f"  error {error['kind']} x{error['count']}: {error['example'][:140]}")
     return "\n".join(lines)

@@ -4,13 +4,19 @@ Each Locust process adds its streams to a `LoadStats`; a worker ships what it ga
 last report (`take`) and the master adds it (`merge`). Every part is a sum (histogram counts,
 counters, per-second buckets keyed by wall-clock second), so the merged figures are exactly the
 sum of the parts, whatever the order the reports arrive in. Pure: no clocks, no I/O.
+
+Each process's own health (CPU, event-loop lag, events read) is also kept apart, by process, so
+`capacity` can say how close each client process came to saturating: a client that saturates
+measures its own delay, and a run's figures then describe the client, not the target.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._histogram import Histogram
@@ -39,6 +45,17 @@ COUNTERS = (
 # timeline columns: started, completed, failed, tokens, active stream-microseconds
 _T_STARTED, _T_COMPLETED, _T_FAILED, _T_TOKENS, _T_ACTIVE = range(5)
 LATE_AFTER_NS = 10_000_000  # an open-loop request that started this much after its schedule is late
+# A client process is saturated when its CPU reaches this share of one core (a Python process reads
+# on one core: the GIL), or its event loop runs this late in a tenth of its samples (p90: sustained
+# lag, not the one-off pause of spawning users; every timestamp taken then is that late).
+CPU_LIMIT_PERCENT = 90.0
+LOOP_LAG_LIMIT_MS = 10.0
+BUSY_MACHINE_CPU_PERCENT = 50.0  # a late loop at less CPU than this is a process waiting for a core
+CAPACITY_BASIS = (
+    "per process: ceiling = events/s x {limit:g} / mean CPU % (the CPU a process spends taken as proportional "
+    "to the events it reads, up to {limit:g}% of one core); headroom = 1 - events/s / ceiling, summed over "
+    "processes; saturated when CPU max >= {limit:g}% or event-loop lag p90 > {lag:g} ms"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +78,42 @@ class Slo:
         return {k: v for k, v in (("ttft_ms", self.ttft_ms), ("tpot_ms", self.tpot_ms), ("e2e_ms", self.e2e_ms)) if v}
 
 
+def process_label() -> str:
+    """This process's name in the capacity figures: host and process id (unique across a distributed run)."""
+    return f"{platform.node() or 'host'}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class ClientFigures:
+    """One client process's own health: CPU samples (count, sum, max percent), events read, loop lag (µs)."""
+
+    cpu: list[float] = field(default_factory=lambda: [0, 0.0, 0.0])
+    events: int = 0
+    loop_lag: Histogram = field(default_factory=Histogram)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": list(self.cpu), "events": self.events, "loop_lag": self.loop_lag.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClientFigures:
+        lag = Histogram.from_dict(data["loop_lag"]) if "loop_lag" in data else Histogram()
+        return cls(list(data.get("cpu", [0, 0.0, 0.0])), int(data.get("events", 0)), lag)
+
+    def merge(self, other: ClientFigures) -> None:
+        samples, total, peak = other.cpu
+        self.cpu = [self.cpu[0] + samples, self.cpu[1] + total, max(self.cpu[2], peak)]
+        self.events += other.events
+        self.loop_lag.merge(other.loop_lag)
+
+
 class LoadStats:
     """The figures of one process (or, on the master, of all of them)."""
 
-    def __init__(self, epoch_offset_ns: int = 0, slo: Slo | None = None) -> None:
-        """`epoch_offset_ns` maps the monotonic clock to wall-clock time, for the per-second timeline."""
+    def __init__(self, epoch_offset_ns: int = 0, slo: Slo | None = None, process: str | None = None) -> None:
+        """`epoch_offset_ns` maps the monotonic clock to wall-clock time, for the per-second timeline;
+        `process` names this process in the capacity figures (default: host and process id)."""
         self.epoch_offset_ns = epoch_offset_ns
+        self.process = process or process_label()
         self.slo = slo or Slo()
         self.histograms: dict[str, Histogram] = {name: Histogram() for name in METRICS}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -75,6 +122,7 @@ class LoadStats:
         # The client's own health: a saturated client measures its own delay, not the target's.
         self.cpu: list[float] = [0, 0.0, 0.0]  # samples, sum, max of one process's CPU percent
         self.loop_lag = Histogram()  # event-loop lag samples, microseconds
+        self.clients: dict[str, ClientFigures] = {}  # merged from other processes: name -> their own health
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -193,7 +241,15 @@ class LoadStats:
             "timeline": {str(second): row for second, row in self.timeline.items()},
             "cpu": list(self.cpu),
             "loop_lag": self.loop_lag.to_dict(),
+            "process": self.process,
+            "clients": {name: figures.to_dict() for name, figures in self.client_figures().items()},
         }
+
+    def client_figures(self) -> dict[str, ClientFigures]:
+        """Each client process's own health: the processes merged in (on a master), else this one's own."""
+        if self.clients:
+            return self.clients
+        return {self.process: ClientFigures(self.cpu, self.counters["events"], self.loop_lag)}
 
     def take(self) -> dict[str, Any]:
         """What was gathered since the last `take`, and start afresh (a worker's report)."""
@@ -204,6 +260,7 @@ class LoadStats:
         self.timeline = {}
         self.cpu = [0, 0.0, 0.0]
         self.loop_lag = Histogram()
+        self.clients = {}
         return part
 
     def merge(self, part: Mapping[str, Any]) -> None:
@@ -222,8 +279,14 @@ class LoadStats:
             self.cpu = [self.cpu[0] + samples, self.cpu[1] + total, max(self.cpu[2], peak)]
         if "loop_lag" in part:
             self.loop_lag.merge(Histogram.from_dict(part["loop_lag"]))
+        clients = part.get("clients")
+        if clients is None:  # a part from a writer that kept no per-process figures: it is one process
+            own = {"cpu": part.get("cpu", [0, 0.0, 0.0]), "events": part.get("counters", {}).get("events", 0)}
+            clients = {str(part.get("process", "unnamed")): {**own, "loop_lag": part.get("loop_lag", {})}}
+        for name, data in clients.items():
+            self.clients.setdefault(name, ClientFigures()).merge(ClientFigures.from_dict(data))
 
-    def validity(self, cpu_limit: float = 90.0) -> dict[str, Any]:
+    def validity(self, cpu_limit: float = CPU_LIMIT_PERCENT) -> dict[str, Any]:
         """Whether the client kept up: a run whose client CPU passed `cpu_limit` percent is invalid."""
         samples, total, peak = self.cpu
         lag = self.loop_lag.summary(US_PER_MS)
@@ -236,6 +299,12 @@ class LoadStats:
             "client_cpu_percent": {"mean": round(total / samples, 1) if samples else None, "max": round(peak, 1)},
             "loop_lag_ms": {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]},
         }
+
+    def capacity(
+        self, window_s: float, cpu_limit: float = CPU_LIMIT_PERCENT, lag_limit_ms: float = LOOP_LAG_LIMIT_MS
+    ) -> dict[str, Any]:
+        """The events/s the run read, each client process's headroom, and whether the client was the bottleneck."""
+        return capacity(self.client_figures(), window_s, cpu_limit=cpu_limit, lag_limit_ms=lag_limit_ms)
 
     def stage_rates(self, start_epoch_s: float, from_s: float, until_s: float) -> dict[str, float]:
         """Started, completed and failed requests per second in a span of the run (whole seconds inside it)."""
@@ -288,3 +357,95 @@ class LoadStats:
         ]
         return {"totals": totals, "metrics": metrics, "distributions": distributions, "timeline": timeline,
                 "errors": errors}  # fmt: skip
+
+
+# --- capacity --------------------------------------------------------------------------------
+
+
+def capacity(
+    clients: Mapping[str, ClientFigures],
+    window_s: float,
+    *,
+    cpu_limit: float = CPU_LIMIT_PERCENT,
+    lag_limit_ms: float = LOOP_LAG_LIMIT_MS,
+) -> dict[str, Any]:
+    """The `capacity` section of a result: events/s read, and per process its CPU, ceiling and headroom.
+
+    A process's ceiling is estimated linearly, events/s x `cpu_limit` / mean CPU %: its CPU taken as
+    proportional to the events it reads (the fixed cost of an idle client makes it conservative at a
+    low load). The run's headroom is the share of the summed ceilings it did not use. The client was
+    the bottleneck when any process's CPU reached `cpu_limit` or its event-loop lag p90 passed
+    `lag_limit_ms`: then its latencies include its own delay, and more client processes are needed.
+    """
+    window = max(window_s, 1e-9)
+    processes = [_process_capacity(name, figures, window, cpu_limit, lag_limit_ms)
+                 for name, figures in sorted(clients.items())]  # fmt: skip
+    events = sum(p["events"] for p in processes)
+    rate = events / window
+    # A process that read nothing has no ceiling to estimate and adds nothing; one that read without a
+    # CPU sample leaves the whole unknown.
+    reading = [p for p in processes if p["events"]]
+    ceilings = [p["ceiling_events_per_s"] for p in reading]
+    ceiling = sum(ceilings) if reading and None not in ceilings else None  # type: ignore[arg-type]
+    headroom = _headroom(rate, ceiling)
+    bound = [p for p in processes if p["saturated"]]
+    if bound:
+        causes = "; ".join(f"{p['process']}: {', '.join(p['reasons'])}" for p in bound)
+        verdict = (
+            f"the client was the bottleneck ({causes}): its latencies include its own delay; give it "
+            "more CPU (client processes: --workers, or a quieter machine) before judging the target"
+        )
+    elif headroom is None:
+        verdict = "the client's headroom is unknown: no CPU was sampled (the run was shorter than a second)"
+    else:
+        verdict = (f"the client was not the bottleneck: it read {rate:,.0f} events/s with {headroom:.0%} headroom "
+                   f"(ceiling about {ceiling:,.0f} events/s)")  # fmt: skip
+    return {
+        "events": events,
+        "events_per_s": round(rate, 1),
+        "ceiling_events_per_s": None if ceiling is None else round(ceiling, 1),
+        "headroom": headroom,
+        "client_bound": bool(bound),
+        "verdict": verdict,
+        "basis": CAPACITY_BASIS.format(limit=cpu_limit, lag=lag_limit_ms),
+        "limits": {"cpu_percent": cpu_limit, "loop_lag_p90_ms": lag_limit_ms},
+        "processes": processes,
+    }
+
+
+def _process_capacity(
+    name: str, figures: ClientFigures, window: float, cpu_limit: float, lag_limit_ms: float
+) -> dict[str, Any]:
+    samples, total, peak = figures.cpu
+    mean = total / samples if samples else None
+    rate = figures.events / window
+    lag = figures.loop_lag.summary(US_PER_MS)
+    # nothing read, or no CPU seen: no basis for an estimate; CPU under psutil's 0.1% counts as 0.1%
+    ceiling = None if mean is None or figures.events == 0 else rate * cpu_limit / max(mean, 0.1)
+    reasons = []
+    if samples and peak >= cpu_limit:
+        reasons.append(f"CPU reached {peak:.0f}% (limit {cpu_limit:g}%)")
+    if lag["p90"] is not None and lag["p90"] > lag_limit_ms:
+        busy = mean is not None and mean < BUSY_MACHINE_CPU_PERCENT
+        reasons.append(f"event-loop lag p90 {lag['p90']:.1f} ms (limit {lag_limit_ms:g} ms)"
+                       + (f" at {mean:.0f}% CPU: it waited for a core (a busy machine)" if busy else ""))  # fmt: skip
+    return {
+        "process": name,
+        "events": figures.events,
+        "events_per_s": round(rate, 1),
+        "cpu_percent": {"mean": None if mean is None else round(mean, 1), "max": round(peak, 1), "samples": samples},
+        "loop_lag_ms": {"p50": lag["p50"], "p90": lag["p90"], "p99": lag["p99"], "max": lag["max"]},
+        "ceiling_events_per_s": None if ceiling is None else round(ceiling, 1),
+        "headroom": _headroom(rate, ceiling),
+        "saturated": bool(reasons),
+        "reasons": reasons,
+    }
+
+
+def _headroom(rate: float, ceiling: float | None) -> float | None:
+    """The share of the ceiling left unused, 0..1 (None: no ceiling to compare with)."""
+    if ceiling is None:
+        return None
+    if ceiling <= 0:
+        return 0.0
+    return round(min(1.0, max(0.0, 1.0 - rate / ceiling)), 3)

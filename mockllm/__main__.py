@@ -9,6 +9,9 @@ a client may send (`--max-header-bytes`, `--max-headers`, `--max-body-bytes`, `-
 `--header-timeout-s`, `--idle-timeout-s`, `--max-connections`: the config's `limits`, see
 `_limits`). `serve` raises the process's open-file limit toward `max_connections` if it can, so
 the cap, not the kernel, is what a flood of connections meets.
+
+`serve --workers N` runs the mock as N processes on one port (`_workers`): the same bytes and
+delays whichever serves a request, one journal, config, armed faults and stats across them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 from ._config import load_config_file, merge, parse_config
 from ._errors import ConfigError
 from ._server import MockServer
+from ._shared_state import check_shared_rules
+from ._workers import MAX_WORKERS, WorkerLink, run_workers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port, with one journal, config, faults and stats (default 1)",
+    )
     serve.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -161,8 +172,9 @@ def _raise_fd_limit(connections: int) -> None:
             )
 
 
-async def _serve(raw: dict[str, Any], host: str, port: int) -> None:
-    server = MockServer(raw)
+async def _serve(raw: dict[str, Any], host: str, port: int, link: WorkerLink | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; as one of several workers (`link`), until the supervisor goes too."""
+    server = MockServer(raw, peers=link)
     _raise_fd_limit(server.config.limits.max_connections)
     bound = await server.start(host, port)
     # Start-up objects (modules, the sentence pool) live as long as the process: out of the
@@ -170,11 +182,14 @@ async def _serve(raw: dict[str, Any], host: str, port: int) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    print(f"mockllm listening on http://{host}:{bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if link is None:
+        print(f"mockllm listening on http://{host}:{bound}", flush=True)
+    else:  # the supervisor says where the mock listens, once every worker does
+        await link.attach(server, bound, stop)
     collector = loop.create_task(_collect_when_idle(server))
     await stop.wait()
     collector.cancel()
@@ -288,10 +303,20 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config.to_dict(), indent=2, ensure_ascii=False))
             return 0
         raw = config_from_args(args)
-        parse_config(raw)  # refuse a bad config before binding anything
+        config = parse_config(raw)  # refuse a bad config before binding anything
+        if args.command == "serve" and args.workers != 1:
+            check_shared_rules(len(config.fault_rules))
     except ConfigError as err:
         print(f"mockllm: {err}", file=sys.stderr)
         return 2
+    if args.command == "serve" and args.workers != 1:
+        if not 1 <= args.workers <= MAX_WORKERS:
+            print(f"mockllm: --workers: expected 1 to {MAX_WORKERS}, got {args.workers}", file=sys.stderr)
+            return 2
+        loop_name = args.loop
+        return run_workers(
+            args.host, args.port, args.workers, lambda link, port: _run(_serve(raw, args.host, port, link), loop_name)
+        )
     if args.command == "serve":
         _run(_serve(raw, args.host, args.port), args.loop)
     else:

@@ -4,7 +4,9 @@ and refusal windows (`POST /_mock/refuse {"for_s": S}`: the listener closes for 
 One `Admin` per server, its routes `Route` records whose handlers answer a `Call` with an
 `HttpResponse` at once. It owns the armed faults: the chat path reads the same list to pick a
 request's fault. The config, journal and metrics it reads and changes belong to the server, reached
-through the small `Administered` interface, so this module never imports the server.
+through the small `Administered` interface, so this module never imports the server. In a worker
+of `mockllm serve --workers N`, these handlers answer for that worker alone, when the supervisor
+asks it (`_workers` applies a change to every worker and merges what they read).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ._faults import MAX_REFUSE_S, Fault, FaultSyntaxError, Match, parse_fault, 
 from ._http import Refusal
 from ._journal import Journal
 from ._metrics import Metrics
+from ._shared_state import Tally
 from ._wire import HttpResponse
 from .dialects import Call, Route
 
@@ -45,12 +48,12 @@ class ArmedFault:
     match: Match
     remaining: int | None  # None: every matching request until disarmed
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, remaining: int | None) -> dict[str, Any]:
         return {
             "id": self.id,
             "fault": self.fault.spec,
             "match": self.match.to_config(),
-            "remaining": self.remaining,
+            "remaining": remaining,
         }
 
 
@@ -61,6 +64,7 @@ class Administered(Protocol):
     journal: Journal
     metrics: Metrics  # replaced on reset
     active_streams: int
+    tally: Tally  # journal ids, schedule counters, what armed faults have left: shared by a mock's workers
 
     def install(self, config: MockConfig, *, restart_schedules: bool = False) -> None:
         """Put `config` in force; its fault schedules count from the start again when its rules
@@ -120,6 +124,7 @@ class Admin:
         try:
             body = call.json_object()
             new = parse_config(build(body))
+            self._server.tally.check(len(new.fault_rules))
         except RequestError as err:
             return admin_error(err.status, err.message)
         except ConfigError as err:
@@ -127,8 +132,14 @@ class Admin:
         self._server.install(new)
         return json_response(200, new.to_dict())
 
+    def _live(self) -> list[tuple[ArmedFault, int | None]]:
+        """The armed faults with requests left, and how many (other workers may have taken some)."""
+        tally = self._server.tally
+        found = [(armed, tally.remaining(armed.id, armed.remaining)) for armed in self.armed]
+        return [(armed, left) for armed, left in found if left is None or left > 0]
+
     def _list_faults(self, call: Call) -> HttpResponse:
-        return json_response(200, {"faults": [armed.to_dict() for armed in self.armed]})
+        return json_response(200, {"faults": [armed.to_dict(left) for armed, left in self._live()]})
 
     def _arm_fault(self, call: Call) -> HttpResponse:
         """POST {fault: SPEC, match?: {contains, regex, model, turn, path}, count?: N (default 1)}."""
@@ -153,11 +164,12 @@ class Admin:
             return admin_error(400, str(err), key=err.key)
         self._armed_ids += 1
         armed = ArmedFault(self._armed_ids, fault, match, count)
+        self._server.tally.arm(armed.id, count)
         self.armed.append(armed)
-        return json_response(201, armed.to_dict())
+        return json_response(201, armed.to_dict(count))
 
     def _disarm_faults(self, call: Call) -> HttpResponse:
-        count = len(self.armed)
+        count = len(self._live())
         self.armed.clear()
         return json_response(200, {"disarmed": count})
 
@@ -176,7 +188,17 @@ class Admin:
                 filters[name] = int(raw)
         if query:
             return admin_error(400, f"unknown query parameter {sorted(query)[0]!r}")
+        floor = self._journal_floor()
+        if floor > filters.get("since_id", 0):
+            filters["since_id"] = floor
         return json_response(200, {"entries": self._server.journal.query(**filters)})
+
+    def _journal_floor(self) -> int:
+        """Entries at or below this id are past the journal's bound. Ids are given out one per entry,
+        so the newest `max_entries` are those above it: a process's bounded journal holds no others,
+        and the workers of one mock, each holding its own newest, together show exactly those."""
+        server = self._server
+        return max(0, server.tally.last_id - server.config.journal_max_entries)
 
     def _clear_journal(self, call: Call) -> HttpResponse:
         return json_response(200, {"cleared": self._server.journal.clear()})
@@ -202,8 +224,8 @@ class Admin:
                 "requests": sum(by_outcome.values()),
                 "by_outcome": by_outcome,
                 "active_streams": server.active_streams,
-                "journal_entries": len(server.journal),
-                "armed_faults": len(self.armed),
+                "journal_entries": server.journal.count_newer(self._journal_floor()),
+                "armed_faults": len(self._live()),
                 "uptime_s": time.time() - self._started,
                 "refusing_s": refusal.remaining_s,
                 "refusal_windows": refusal.windows,

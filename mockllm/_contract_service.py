@@ -81,10 +81,12 @@ def error_response(status: int, message: str | None = None, retry_after: float |
 class ContractService:
     """One server's contract: its routes, and the conversations its agent keeps."""
 
-    def __init__(self, spec: ContractSpec, config: Callable[[], MockConfig]) -> None:
+    def __init__(
+        self, spec: ContractSpec, config: Callable[[], MockConfig], conversations: Conversations | None = None
+    ) -> None:
         self.spec = spec
         self.name = f"contract:{spec.name}"
-        self.conversations = Conversations()
+        self.conversations = conversations if conversations is not None else Conversations()
         self._config = config
 
     def routes(self) -> list[tuple[Route[Endpoint | None], ContractEndpoint | None]]:
@@ -117,24 +119,25 @@ class ContractService:
             raise RequestError("message", f"the message ({self.spec.message_at}) must be a string; got {got}")
         return message
 
-    def known(self, conversation_id: Any, *, create: bool) -> Conversation:
-        """The conversation of a given id; an unknown one is made when `create` and the profile lets
+    def known(self, conversation_id: Any, *, create: bool) -> str:
+        """The id of a known conversation; an unknown one is made when `create` and the profile lets
         clients choose ids, else a 404."""
-        found = self.conversations.get(str(conversation_id))
-        if found is not None:
-            return found
+        wanted = str(conversation_id)
+        if self.conversations.messages(wanted) is not None:
+            return wanted
         if create and self.spec.client_ids:
-            return self.conversations.open(str(conversation_id))
+            self.conversations.open(wanted)
+            return wanted
         raise RequestError("conversation", f"no conversation {str(conversation_id)!r}", status=404)
 
-    def history(self, conversation_id: Any) -> list[Message]:
+    def history(self, conversation_id: Any) -> tuple[Message, ...]:
         """The history a message under this id continues: none for an id the profile lets a client
         choose (the conversation is made once the request is planned), a 404 for another unknown id."""
-        found = self.conversations.get(str(conversation_id))
+        found = self.conversations.messages(str(conversation_id))
         if found is not None:
-            return found.messages
+            return found
         if self.spec.client_ids:
-            return []
+            return ()
         raise RequestError("conversation", f"no conversation {str(conversation_id)!r}", status=404)
 
     def model(self, variables: Mapping[str, Any]) -> str:
@@ -172,7 +175,8 @@ class ContractService:
         variables, chosen = self.variables(served, call)
         operation = next(op for op, c in served.calls if c is chosen)
         seed = config.seed
-        conversation: Conversation | None = None
+        conversations = self.conversations
+        conversation: str | None = None
         if served.role == "message":
             message = self.message(variables)
             model = self.model(variables)
@@ -180,28 +184,29 @@ class ContractService:
             if "conversation" in variables:
                 conversation = self.known(variables["conversation"], create=True)
             else:
-                conversation = self.conversations.open(self.conversations.new_id(seed, "conversation"))
-            conversation.messages.append(Message("user", message))
+                conversation = conversations.new_id(seed, "conversation")
+            conversations.append(conversation, Message("user", message))
         elif "conversation" in variables:
             conversation = self.known(variables["conversation"], create=call.method not in ("GET", "DELETE"))
         if conversation is not None:
-            variables["conversation"] = conversation.id
+            variables["conversation"] = conversation
         for variable in chosen.capture:
             if variable not in variables:
-                made = self.conversations.new_id(seed, variable)
+                made = conversations.new_id(seed, variable)
                 if variable == "conversation":
-                    conversation = self.conversations.open(made)
+                    conversations.open(made)
+                    conversation = made
                 variables[variable] = made
         key = self.spec.stream_key
         if served.role == "message" and key is not None and conversation is not None:
-            self.conversations.expect_stream(key, str(variables[key]), conversation.id)
+            conversations.expect_stream(key, str(variables[key]), conversation)
         if call.method == "DELETE" and conversation is not None:
-            conversation.messages.clear()
-        values = self.values(seed, self.model(variables), conversation.id if conversation else None)
+            conversations.clear_messages(conversation)
+        values = self.values(seed, self.model(variables), conversation)
         items = None
         if served.role == "history" and conversation is not None:
             items = []
-            for message in conversation.messages:
+            for message in conversations.messages(conversation) or ():
                 item: dict[str, Any] = {}
                 set_path(item, operation.role_field, message.role)
                 set_path(item, operation.content_field, message.content)
@@ -233,7 +238,7 @@ class ContractTurn:
         self.message = message  # None: posted earlier (a two-call profile), already in the history
         self.pending = pending  # (variable, value) of the posted message this stream answers
         self.messages: tuple[Message, ...] = ()
-        self._kept: tuple[Conversation, int] | None = None  # where the answer went in the history
+        self._kept: tuple[str, int] | None = None  # where the answer went in the history
 
     def planned(self, plan: Plan) -> tuple[Plan, dict[str, Any]]:
         service, spec = self.service, self.service.spec
@@ -242,12 +247,12 @@ class ContractTurn:
             conversations = service.conversations
             if self.pending is not None:
                 conversations.take_stream(*self.pending)
-            conversation = conversations.open(str(self.variables["conversation"]))
+            conversation = str(self.variables["conversation"])
+            conversations.open(conversation)
             if self.message is not None:
-                conversation.messages.append(Message("user", self.message))
+                conversations.append(conversation, Message("user", self.message))
             if fault is None or fault.effect in _WHOLE:
-                conversation.messages.append(Message("assistant", plan.answer))
-                self._kept = (conversation, len(conversation.messages) - 1)
+                self._kept = (conversation, conversations.append(conversation, Message("assistant", plan.answer)))
         if spec.stream.join == "words":
             words, offsets = words_of(plan.chunks, plan.offsets)
             plan = dataclasses.replace(plan, chunks=words, offsets=offsets)
@@ -263,8 +268,8 @@ class ContractTurn:
     def finished(self, outcome: str) -> None:
         if outcome != "completed" and self._kept is not None:
             conversation, at = self._kept
-            if at < len(conversation.messages) and conversation.messages[at].role == "assistant":
-                del conversation.messages[at]  # the client did not get it whole: not a turn of the conversation
+            # the client did not get it whole: not a turn of the conversation
+            self.service.conversations.drop_answer(conversation, at)
             self._kept = None
 
 
@@ -292,15 +297,15 @@ class ContractEndpoint:
             key = spec.stream_key
             if key not in variables:
                 raise RequestError(key, f"the stream call names no {key}")
-            conversation = self._posted(key, str(variables[key]))
-            variables.setdefault("conversation", conversation.id)
-            pending, message, history = (key, str(variables[key])), None, conversation.messages
-            messages = tuple(history)
-            given: str | None = conversation.id
+            conversation, history = self._posted(key, str(variables[key]))
+            variables.setdefault("conversation", conversation)
+            pending, message = (key, str(variables[key])), None
+            messages = history
+            given: str | None = conversation
         else:
             message = service.message(variables)
             given = variables.get("conversation")
-            history = service.history(given) if given is not None else []
+            history = service.history(given) if given is not None else ()
             messages = (*history, Message("user", message))
         chat = ChatRequest(service.model(variables), messages, stream=streamed, overrides=overrides)
         if given is None:  # a new conversation: its id from the request's seed

@@ -525,6 +525,7 @@ class HttpServer:
         self._reopen: asyncio.TimerHandle | None = None  # set while a refusal window is open
         self._refusing_until = 0.0  # loop time
         self._windows = 0
+        self.reuse_port = False  # set before start: the workers of one mock listen on one port (SO_REUSEPORT)
 
     async def start(self, host: str, port: int, *, backlog: int = 4096) -> int:
         self._server = await self._listen(host, port, backlog)
@@ -541,6 +542,7 @@ class HttpServer:
             port,
             backlog=backlog,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
 
     def refuse(self, seconds: float) -> None:

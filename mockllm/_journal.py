@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._errors import RequestError
@@ -91,11 +91,12 @@ def _prompt_has(entry: Mapping[str, Any], text: str) -> bool:
 
 
 class Journal:
-    """A bounded, ordered record of requests; entries are JSON-ready dicts."""
+    """A bounded, ordered record of requests; entries are JSON-ready dicts. Ids come from `next_id`
+    (the workers of one mock share one counter, `_shared_state`), by default 1, 2, 3 ..."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, next_id: Callable[[], int] | None = None) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=max_entries)
-        self._ids = itertools.count(1)
+        self._next_id = next_id or itertools.count(1).__next__
 
     def resize(self, max_entries: int) -> None:
         if max_entries != self._entries.maxlen:
@@ -103,7 +104,7 @@ class Journal:
 
     def open(self, entry: dict[str, Any]) -> dict[str, Any]:
         """Add an entry now; the caller fills in the outcome as the response proceeds."""
-        entry["id"] = next(self._ids)
+        entry["id"] = self._next_id()
         self._entries.append(entry)
         return entry
 
@@ -114,6 +115,12 @@ class Journal:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def count_newer(self, floor: int) -> int:
+        """How many entries have an id above `floor`."""
+        if not self._entries or self._entries[0]["id"] > floor:
+            return len(self._entries)
+        return sum(1 for entry in self._entries if entry["id"] > floor)
 
     def query(
         self,

@@ -89,6 +89,16 @@ class Histogram:
         self.total += sum(ordered)
         self.count += len(ordered)
 
+    def state(self) -> list[Any]:
+        """The counts as JSON-ready data, to be summed with another process's (`add_state`)."""
+        return [self.counts, self.total, self.count]
+
+    def add_state(self, state: list[Any]) -> None:
+        counts, total, count = state
+        self.counts = [mine + theirs for mine, theirs in zip(self.counts, counts, strict=True)]
+        self.total += total
+        self.count += count
+
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         cumulative = 0
@@ -135,6 +145,26 @@ class Metrics:
             self.ttft.observe_many((times[0] - achieved.arrival,))
         self.itl.observe_many(_gaps(times))
         self.lateness.observe_many(achieved.lateness())
+
+    def state(self) -> dict[str, Any]:
+        """Everything counted so far as JSON-ready data: the workers of one mock each send theirs,
+        and `/metrics` renders their sum (`merged`)."""
+        self.catch_up()
+        return {
+            "requests": [[dialect, outcome, count] for (dialect, outcome), count in self.requests.items()],
+            "histograms": [h.state() for h in (self.ttft, self.itl, self.lateness)],
+        }
+
+    @classmethod
+    def merged(cls, states: Iterable[dict[str, Any]]) -> Metrics:
+        """The sum of several processes' `state()`."""
+        total = cls()
+        for state in states:
+            for dialect, outcome, count in state["requests"]:
+                total.requests[(dialect, outcome)] += count
+            for histogram, counted in zip((total.ttft, total.itl, total.lateness), state["histograms"], strict=True):
+                histogram.add_state(counted)
+        return total
 
     def render(self, active_streams: int, refusing_s: float = 0.0, refusal_windows: int = 0) -> str:
         """The Prometheus text; `refusing_s` and `refusal_windows` are the listener's (see `refuse`)."""

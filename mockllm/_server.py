@@ -6,7 +6,10 @@ lookup, and every handler is called alike, `handler(call, request, conn)`: a dia
 the chat path bound to that dialect, its other endpoints and the admin API's (`_admin`) answer at
 once. State that depends on arrival order (the journal, schedule counters, the number of active
 streams, the armed faults the admin API keeps) lives at this edge; everything a response carries
-is decided by the pure planner from the config and the request.
+is decided by the pure planner from the config and the request. The counts among that state are
+kept by a `Tally` (`_shared_state`): the process's own, or, for one of the workers of `mockllm serve
+--workers N` (given its `Peers`), one shared with the other workers, whose admin calls then go to the
+supervisor (`_workers`) to be answered for all of them.
 
 With `contract:` in its config the server also serves that contract profile's calls as its agent
 (`_contract_service`): its stream and send calls go through the same chat path as the dialects'.
@@ -30,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from ._admin import Admin, Respond, admin_error
@@ -38,6 +41,7 @@ from ._answers import ProseAnswer, warm_up
 from ._arrivals import ArrivalQueue
 from ._config import MockConfig, parse_config
 from ._contract_service import ContractService
+from ._conversations import Conversations
 from ._errors import RequestError
 from ._faults import Fault, FaultSyntaxError, parse_fault
 from ._http import ClientGone, Connection, HttpServer, Refusal, Request
@@ -46,11 +50,34 @@ from ._metrics import Achieved, Metrics
 from ._plan import Plan, plan_response, rng_for
 from ._recorded_answers import replay_recording
 from ._request import ChatRequest, request_seed
+from ._shared_state import Tally
 from ._wire import HttpResponse, WireSchedule, body_schedule, immediate, reset_schedule, stream_schedule
 from .dialects import DIALECTS, Call, Dialect, Encoding, Route
 from .dialects._base import HOOKS, RequestHooks
 
 Handler = Callable[[Call, Request, Connection], Awaitable[None]]
+# Admin calls a worker answers from its own state: the same in every worker once an admin call is over.
+LOCAL_ADMIN = frozenset({("GET", "/health"), ("GET", "/_mock/config"), ("GET", "/_mock/faults")})
+
+
+class Peers(Protocol):
+    """The mock's other workers as one of them sees them (`mockllm serve --workers N`, `_workers`):
+    the counts they share, the conversations they keep together, and the supervisor that turns an
+    admin call into one view of them all."""
+
+    tally: Tally
+
+    def conversations(self) -> Conversations:
+        """The conversation store every worker uses."""
+        ...
+
+    async def admin(self, method: str, path: str, query: str, body: bytes) -> HttpResponse:
+        """An admin call answered for every worker (applied to each, or their state gathered)."""
+        ...
+
+    def refused(self, seconds: float) -> None:
+        """A `refuse` fault closed this worker's listener: the others close theirs too."""
+        ...
 
 
 class _RouteTable:
@@ -100,16 +127,19 @@ class MockServer:
     """The application: give it a config mapping, `start()` it, and it serves every dialect
     registered when it was made."""
 
-    def __init__(self, raw_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, raw_config: dict[str, Any] | None = None, *, peers: Peers | None = None) -> None:
         startup_raw = raw_config or {}
         self.config: MockConfig = parse_config(startup_raw)
-        self.journal = Journal(self.config.journal_max_entries)
+        self._peers = peers
+        self.tally = peers.tally if peers is not None else Tally(len(self.config.fault_rules))
+        self.tally.check(len(self.config.fault_rules))
+        self.journal = Journal(self.config.journal_max_entries, self.tally.next_id)
         self.metrics = Metrics()
-        self.active_streams = 0
-        self._rule_counts: list[int] = [0] * len(self.config.fault_rules)
+        self.active_streams = 0  # this process's; `tally.active_streams` counts every worker's
         self._admin = Admin(self, startup_raw)
         self._armed = self._admin.armed  # the same list: the chat path takes its faults from it
         self._http = HttpServer(self._handle, self.config.limits)
+        self._http.reuse_port = peers is not None  # the other workers listen on the same port
         self._arrivals = ArrivalQueue()
         self._dialects = tuple(DIALECTS)  # those registered when the server was made
         self.contract: ContractService | None = None
@@ -119,7 +149,11 @@ class MockServer:
         """Every dialect's routes, the contract's (when the config names one) and the admin API's."""
         routes: list[Route[Handler]] = []
         served: list[tuple[Dialect, Route[Any]]] = [(d, r) for d in self._dialects for r in d.routes]
-        self.contract = None if config.contract_spec is None else ContractService(config.contract_spec, self._config)
+        if config.contract_spec is None:
+            self.contract = None
+        else:
+            store = self._peers.conversations() if self._peers is not None else None
+            self.contract = ContractService(config.contract_spec, self._config, store)
         if self.contract is not None:
             served += [(endpoint or self.contract, route) for route, endpoint in self.contract.routes()]  # type: ignore[misc]
         for dialect, route in served:
@@ -129,11 +163,42 @@ class MockServer:
             else:
                 handler = self._answering(partial(self._endpoint, dialect, endpoint))
             routes.append(Route(route.method, route.path, handler, route.claim))
+        self._admin_routes = {(route.method, route.path): route.handler for route in self._admin.routes()}
         for route in self._admin.routes():
-            routes.append(
-                Route(route.method, route.path, self._answering(partial(_admin_answer, route.handler)), route.claim)
-            )
+            if self._peers is not None and (route.method, route.path) not in LOCAL_ADMIN:
+                handler = self._forwarding
+            else:
+                handler = self._answering(partial(_admin_answer, route.handler))
+            routes.append(Route(route.method, route.path, handler, route.claim))
         return _RouteTable(routes)
+
+    async def _forwarding(self, call: Call, request: Request, conn: Connection) -> None:
+        """An admin call of a worker: answered for all of them by the supervisor."""
+        assert self._peers is not None  # only routed with peers
+        try:
+            call.check_size()
+        except RequestError as err:
+            response = admin_error(err.status, err.message)
+        else:
+            response = await self._peers.admin(call.method, call.path, request.query, call.body)
+        await conn.play(immediate(response), request.arrival)
+
+    def answer_admin(self, method: str, path: str, query: str, body: bytes) -> HttpResponse:
+        """Answer an admin call from this process's own state (what the supervisor asks each worker)."""
+        respond = self._admin_routes.get((method, path))
+        if respond is None:
+            return admin_error(404, f"{method} {path} is not an admin call")
+        call = Call(
+            method=method,
+            path=path,
+            query=dict(parse_qsl(query)) if query else {},
+            headers={},
+            body=body,
+            path_params={},
+            max_json_depth=self.config.limits.max_json_depth,
+            strict=self.config.strict,
+        )
+        return _admin_answer(respond, call)
 
     def _config(self) -> MockConfig:
         return self.config
@@ -158,14 +223,12 @@ class MockServer:
         starts the contract's conversations afresh, and another contract gets new routes."""
         if config.contract != self.config.contract:
             self._routes = self._route_table(config)
+            if self.contract is not None:  # a store the workers share may hold the last contract's
+                self.contract.conversations.clear()
         elif restart_schedules and self.contract is not None:
             self.contract.conversations.clear()
-        if (
-            restart_schedules
-            or len(config.fault_rules) != len(self._rule_counts)
-            or config.fault_rules != self.config.fault_rules
-        ):
-            self._rule_counts = [0] * len(config.fault_rules)
+        if restart_schedules or config.fault_rules != self.config.fault_rules:
+            self.tally.restart_rules(len(config.fault_rules))
         self.config = config
         self.journal.resize(config.journal_max_entries)
         self._http.limits = config.limits
@@ -177,6 +240,12 @@ class MockServer:
     def refuse(self, seconds: float) -> None:
         """Stop accepting connections for `seconds`, then listen again on the same port."""
         self._http.refuse(seconds)
+
+    def _refuse_everywhere(self, seconds: float) -> None:
+        """The `refuse` fault: this listener and every other worker's."""
+        self._http.refuse(seconds)
+        if self._peers is not None:
+            self._peers.refused(seconds)
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -251,6 +320,7 @@ class MockServer:
                 await conn.play(schedule, request.arrival)
                 return
             self.active_streams += 1
+            self.tally.stream_began()
             streaming = True
             await conn.play(schedule, request.arrival, sent)
             if schedule.end == "abort":
@@ -273,6 +343,7 @@ class MockServer:
         finally:
             if streaming:
                 self.active_streams -= 1
+                self.tally.stream_ended()
             if not prepared.rejected:  # a rejection was recorded as it was decided
                 self._record(entry, dialect.name, outcome, prepared.schedule, request.arrival, sent)
             if prepared.hooks is not None:
@@ -280,7 +351,7 @@ class MockServer:
             plan: Plan | None = entry.get("planned")
             fault = plan.fault if plan is not None else None
             if fault is not None and fault.kind == "refuse" and fault.seconds:
-                self.refuse(fault.seconds)  # after the reset: this request's connection is gone first
+                self._refuse_everywhere(fault.seconds)  # after the reset: this request's connection is gone first
             if self.idle:  # the last stream of a burst: no one is kept waiting now
                 self.metrics.catch_up()
 
@@ -305,7 +376,7 @@ class MockServer:
                 prepared.schedule = replayed.schedule
                 return
         try:
-            plan = plan_response(config, chat, fault=fault, active_streams=self.active_streams)
+            plan = plan_response(config, chat, fault=fault, active_streams=self.tally.active_streams)
         except RequestError as err:  # what only planning finds: a tool's schema no value satisfies
             self._reject(dialect, call, entry, prepared, err)
             return
@@ -388,21 +459,24 @@ class MockServer:
         if not self._armed and not config.fault_rules:
             return None, None
         prompt, model, turn = chat.prompt, chat.model, chat.turn
-        for armed in self._armed:
+        for armed in tuple(self._armed):  # a copy: one taken up elsewhere is dropped on the way
             if armed.match.matches(prompt, model, turn, call.path):
                 if armed.remaining is not None:
-                    armed.remaining -= 1
-                    if armed.remaining == 0:
+                    left = self.tally.take(armed.id, armed.remaining)  # across workers: exactly its count
+                    if left <= 0:
                         self._armed.remove(armed)
+                    if left < 0:  # taken up by other workers meanwhile
+                        continue
+                    armed.remaining = left
                 return armed.fault, f"armed:{armed.id}"
         seed = None
         for i, rule in enumerate(config.fault_rules):
             if not rule.match.matches(prompt, model, turn, call.path):
                 continue
-            self._rule_counts[i] += 1
+            count = self.tally.count_rule(i)
             if seed is None:
                 seed = request_seed(config.seed, chat)
-            if rule.applies(self._rule_counts[i], prompt, model, turn, rng_for(seed, f"fault:{i}")):
+            if rule.applies(count, prompt, model, turn, rng_for(seed, f"fault:{i}")):
                 return rule.fault, f"config:{i}"
         return None, None
 

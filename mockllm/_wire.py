@@ -143,6 +143,8 @@ def stream_schedule(
     """The streamed response, with the plan's fault applied."""
     if plan.fault is None:
         plain = _plain_stream(plan, frames, headers)
+        if plain is None:
+            plain = _instant_stream(plan, frames, headers)
         if plain is not None:
             return plain
     return _any_stream(plan, frames, headers, rng)
@@ -221,6 +223,26 @@ def _plain_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, st
         offsets=offsets,
         parts=parts,
         content=_plain_content(n),
+        end="complete",
+        head=response_head(200, headers, length=None),
+        chunked=True,
+        chunk_frames=frames.chunks,
+    )
+
+
+def _instant_stream(plan: Plan, frames: StreamFrames, headers: tuple[tuple[str, str], ...]) -> WireSchedule | None:
+    """A zero-delay stream without a fault in constant time: every event is due on arrival, so the
+    whole response is one write (what `_any_stream` makes of it, without listing and merging a write
+    per event). None when it does not apply."""
+    chunk_offsets = plan.offsets
+    n = len(chunk_offsets)
+    if not n or any(chunk_offsets) or not (frames.head_on_arrival or plan.ttft == 0.0):
+        return None
+    head: tuple[Part, ...] = (frames.head,) if frames.head else ()
+    return WireSchedule(
+        offsets=(0.0,),
+        parts=((*head, *range(n), frames.tail),),
+        content=(n,),
         end="complete",
         head=response_head(200, headers, length=None),
         chunked=True,
@@ -322,13 +344,25 @@ Writes = tuple[list[float], list[tuple[Part, ...]], list[int]]
 
 def _merge_same_time(offsets: list[float], parts: list[tuple[Part, ...]], content: list[int]) -> Writes:
     """One write for events due at the same moment (the head with the first chunk, the tail with
-    the last), as a real server's single flush sends them. Lists are changed in place."""
-    same = [k for k, (a, b) in enumerate(itertools.pairwise(offsets), 1) if a == b]
-    for k in reversed(same):
-        parts[k - 1] += parts[k]
-        content[k - 1] += content[k]
-        del offsets[k], parts[k], content[k]
-    return offsets, parts, content
+    the last, a whole zero-delay stream), as a real server's single flush sends them. In one pass:
+    a zero-delay stream is a run as long as the answer."""
+    out_offsets: list[float] = []
+    out_parts: list[tuple[Part, ...]] = []
+    out_content: list[int] = []
+    k, n = 0, len(offsets)
+    while k < n:
+        at, stop = offsets[k], k + 1
+        while stop < n and offsets[stop] == at:
+            stop += 1
+        out_offsets.append(at)
+        if stop == k + 1:
+            out_parts.append(parts[k])
+            out_content.append(content[k])
+        else:
+            out_parts.append(tuple(itertools.chain.from_iterable(parts[k:stop])))
+            out_content.append(sum(content[k:stop]))
+        k = stop
+    return out_offsets, out_parts, out_content
 
 
 def _fragment(

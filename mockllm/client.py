@@ -1,4 +1,5 @@
-"""A client for a running mock's admin API: journal, faults, config, reset."""
+"""A client for a running mock's admin API: journal, faults, config, reset; `MockLLMFleet` drives several
+mock hosts behind one address as one."""
 
 from __future__ import annotations
 
@@ -109,3 +110,74 @@ class MockLLMClient:
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_mock/stats")
+
+
+class MockLLMFleet:
+    """Several mock hosts behind one address (a load balancer in front of `mockllm serve` on each
+    host), driven as one: every change goes to every host, and reads are merged. Each host is one
+    view of its own workers; hosts share nothing, so an entry says which host it came from (`host`,
+    its base URL) and ids are unique only per host. An armed fault is armed on each host: `count`
+    is per host. See docs/mock-workers.md."""
+
+    def __init__(self, base_urls: list[str], *, timeout: float = 10.0) -> None:
+        if not base_urls:
+            raise ValueError("a fleet needs at least one mock base URL")
+        self.hosts = [MockLLMClient(url, timeout=timeout) for url in base_urls]
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
+
+    def __enter__(self) -> MockLLMFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every host's entries (as `MockLLMClient.journal`), each with its `host`, in time order;
+        `limit` keeps the newest of them all."""
+        limit = filters.get("limit")
+        entries = [{**entry, "host": host.base_url} for host in self.hosts for entry in host.journal(**filters)]
+        entries.sort(key=lambda entry: (entry.get("time", 0.0), entry["host"], entry["id"]))
+        return entries[-limit:] if limit else entries
+
+    def clear_journal(self) -> int:
+        return sum(host.clear_journal() for host in self.hosts)
+
+    def arm_fault(
+        self, fault: str, *, match: dict[str, Any] | None = None, count: int | None = 1
+    ) -> list[dict[str, Any]]:
+        """Arm `fault` on every host, for `count` matching requests on each."""
+        return [host.arm_fault(fault, match=match, count=count) for host in self.hosts]
+
+    def disarm_faults(self) -> int:
+        return sum(host.disarm_faults() for host in self.hosts)
+
+    def patch_config(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` over the config in force on every host; the first host's result."""
+        results = [host.patch_config(patch) for host in self.hosts]
+        return results[0]
+
+    def replace_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        results = [host.replace_config(config) for host in self.hosts]
+        return results[0]
+
+    def reset(self) -> None:
+        for host in self.hosts:
+            host.reset()
+
+    def stats(self) -> dict[str, Any]:
+        """The hosts' stats summed (`hosts`: each host's own)."""
+        each = [host.stats() for host in self.hosts]
+        by_outcome: dict[str, int] = {}
+        for stats in each:
+            for outcome, count in stats["by_outcome"].items():
+                by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+        return {
+            "requests": sum(stats["requests"] for stats in each),
+            "by_outcome": by_outcome,
+            "active_streams": sum(stats["active_streams"] for stats in each),
+            "journal_entries": sum(stats["journal_entries"] for stats in each),
+            "hosts": {host.base_url: stats for host, stats in zip(self.hosts, each, strict=True)},
+        }

@@ -114,8 +114,10 @@ def start_mock(
     itl_ms: float = 5,
     log: Path | None = None,
     cwd: Path | None = None,
+    workers: int = 1,
 ) -> ServerProcess:
-    """The mock LLM on a free loopback port with this seed and constant token timing; `args` are
-    more `mockllm serve` flags (given last, so they win)."""
+    """The mock LLM on a free loopback port with this seed and constant token timing, as `workers`
+    processes (`mockllm serve --workers`); `args` are more `mockllm serve` flags (given last, so they win)."""
     timing = ("--seed", str(seed), "--ttft-ms", f"{ttft_ms:g}", "--itl-ms", f"{itl_ms:g}")
-    return start_listening(mock_command(*timing, *args), log, cwd=cwd)
+    processes = ("--workers", str(workers)) if workers != 1 else ()
+    return start_listening(mock_command(*timing, *processes, *args), log, cwd=cwd)

@@ -11,7 +11,7 @@
 The server runs as its own process on a free loopback port for the whole session, started by
 `mockllm.launcher` (the `mockllm_server` fixture is its `ServerProcess`: `.url`, `.output()`); each
 test gets it reset (config, journal, armed faults). Override the `mockllm_args` fixture to change
-its flags.
+its flags, `mockllm_workers` to run it as several processes (one view of journal, faults, config).
 """
 
 from __future__ import annotations
@@ -31,10 +31,19 @@ def mockllm_args() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def mockllm_server(mockllm_args: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def mockllm_workers() -> int:
+    """Processes of the session's mock (`mockllm serve --workers`); override for a mock across cores."""
+    return 1
+
+
+@pytest.fixture(scope="session")
+def mockllm_server(
+    mockllm_args: list[str], mockllm_workers: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """The session's mock process; its output goes to `mockllm.log` in a pytest temporary directory."""
     log = tmp_path_factory.mktemp("mockllm") / "mockllm.log"
-    with start_listening(mock_command(*mockllm_args), log) as server:
+    processes = ["--workers", str(mockllm_workers)] if mockllm_workers != 1 else []
+    with start_listening(mock_command(*processes, *mockllm_args), log) as server:
         yield server
 
 

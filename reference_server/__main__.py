@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     from ._app import create_app
+    from ._gc import settle_heap
 
     try:
         sock = listening_socket(settings.host, settings.port)
@@ -167,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     port = sock.getsockname()[1]
     print(f"reference_server ({', '.join(settings.profiles)}) listening on http://{settings.host}:{port}", flush=True)
-    uvicorn.Server(uvicorn.Config(create_app(settings), backlog=BACKLOG, **common)).run(sockets=[sock])
+    app = create_app(settings)
+    settle_heap()
+    uvicorn.Server(uvicorn.Config(app, backlog=BACKLOG, **common)).run(sockets=[sock])
     return 0
 
 

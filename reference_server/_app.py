@@ -13,6 +13,7 @@ from litestar.types import Message, Scope
 
 from ._body import BodyRequest
 from ._chat import ChatCore
+from ._gc import settle_heap
 from ._openapi import CompletedJsonSchema
 from ._settings import Settings, load_settings
 from .profiles import adapter
@@ -77,4 +78,6 @@ async def allow_every_method(message: Message, scope: Scope) -> None:
 
 def app_from_environment() -> Litestar:
     """uvicorn's factory for worker processes: settings come from the parent, via the environment."""
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    settle_heap()
+    return app

@@ -35,18 +35,26 @@ async def with_heartbeats(
     """`events`, with `heartbeat()` sent whenever `interval_s` passes without one (from the start).
 
     One task pumps `events` for the whole stream and a timer marks each heartbeat; both wake one
-    future that this generator waits on, so an event costs a future, not a task and a wait set.
+    future that this generator waits on, so an event costs a future, not a task and a wait set. The
+    heartbeats keep a fixed schedule (every `interval_s` from the start), so one timer is armed per
+    heartbeat, not one per event: an event neither arms nor cancels a timer.
     Closing this iterator cancels the pump, which closes `events` (and the LLM call inside).
     """
     loop = asyncio.get_running_loop()
     ready: deque[bytes] = deque()
     waiter: asyncio.Future[None] | None = None
+    timer: asyncio.TimerHandle | None = None  # armed for `next_beat` while one is due and not yet sent
     ended = False
     failure: BaseException | None = None
 
     def wake() -> None:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def beat() -> None:
+        nonlocal timer
+        timer = None
+        wake()
 
     async def pump() -> None:
         nonlocal ended, failure
@@ -74,14 +82,16 @@ async def with_heartbeats(
                 next_beat += interval_s
                 yield heartbeat()
             else:
+                if timer is None:
+                    timer = loop.call_at(next_beat, beat)
                 waiter = loop.create_future()
-                timer = loop.call_at(next_beat, wake)
                 try:
                     await waiter
                 finally:
-                    timer.cancel()
                     waiter = None
     finally:
+        if timer is not None:
+            timer.cancel()
         if not pumping.done():
             pumping.cancel()
             # Shielded, and waited with asyncio.wait (which, unlike `await pumping`, does not pass

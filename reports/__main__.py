@@ -2,6 +2,7 @@
 
     python -m reports conformance RESULT.json [-o report.html]
     python -m reports load RESULT.json [-o report.html]
+    python -m reports sweep SWEEP.json [-o sweep.html]
     python -m reports compare BASE.json NEW.json [-o compare.html] [--threshold 5] [--fail-on-regression]
     python -m reports index DIR
 
@@ -22,6 +23,8 @@ from .compare import THRESHOLD, compare_runs, write_compare
 from .conformance import write_conformance
 from .index import ResultError, index_directory
 from .load import problems, write_load
+from .sweep import problems as sweep_problems
+from .sweep import write_sweep
 
 
 class InputError(Exception):
@@ -41,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("result", type=Path, help="the run's load-run JSON result")
     load.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RESULT with .html)")
     load.set_defaults(handler=_load)
+
+    sweep = commands.add_parser("sweep", help="a saturation sweep (its load-sweep JSON result)")
+    sweep.add_argument("result", type=Path, help="the sweep's load-sweep JSON result")
+    sweep.add_argument("-o", "--output", type=Path, help="HTML file to write (default: RESULT with .html)")
+    sweep.set_defaults(handler=_sweep)
 
     compare = commands.add_parser("compare", help="two load runs: what got worse, by how much")
     compare.add_argument("base", type=Path, help="the earlier (reference) load-run JSON result")
@@ -87,6 +95,15 @@ def _conformance(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> int:
     print(write_load(_read_load(args.result), args.output or args.result.with_suffix(".html")))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    doc = _read(args.result)
+    found = sweep_problems(doc)
+    if found:
+        raise InputError(f"{args.result} is not a sweep result this reader can render: {'; '.join(found)}")
+    print(write_sweep(doc, args.output or args.result.with_suffix(".html")))
     return 0
 
 

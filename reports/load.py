@@ -159,7 +159,7 @@ class LoadRunError(ValueError):
 # --- reading the document --------------------------------------------------------------------
 
 _SECTIONS = {"run": dict, "totals": dict, "metrics": dict}
-_OPTIONAL_SECTIONS = {"validity": dict, "distributions": dict, "timeline": list, "errors": list}
+_OPTIONAL_SECTIONS = {"validity": dict, "capacity": dict, "distributions": dict, "timeline": list, "errors": list}
 
 
 def problems(doc: Any) -> list[str]:
@@ -294,6 +294,34 @@ class ErrorRow:
 
 
 @dataclass(slots=True, frozen=True)
+class ProcessRow:
+    """One client process's share of the reading, and how close it came to saturating."""
+
+    name: str
+    events_per_s: str
+    cpu_mean: str
+    cpu_max: str
+    lag_p90: str
+    ceiling: str
+    headroom: str
+    saturated: bool
+    reasons: str
+
+
+@dataclass(slots=True)
+class CapacityView:
+    """The events/s the run read and the client's headroom (the result's `capacity` section)."""
+
+    events_per_s: str
+    ceiling: str
+    headroom: str
+    client_bound: bool
+    verdict: str
+    basis: str
+    processes: list[ProcessRow]
+
+
+@dataclass(slots=True, frozen=True)
 class GlossaryRow:
     key: str
     label: str
@@ -317,6 +345,7 @@ class LoadView:
     charts: list[Chart]
     goodput: GoodputView
     errors: list[ErrorRow]
+    capacity: CapacityView | None = None
     glossary: list[GlossaryRow] = field(default_factory=list)
     sources: Sequence[str] = SOURCES
 
@@ -340,6 +369,7 @@ def build_view(doc: Mapping[str, Any]) -> LoadView:
     if not validity:
         reasons.append("the result carries no validity section")
     slo = {k: v for k, v in _section(run, "slo").items() if number(v) is not None}
+    capacity = _capacity(_section(doc, "capacity"))
     return LoadView(
         run_id=str(run.get("id", "")),
         target=str(run.get("target", "")),
@@ -348,11 +378,12 @@ def build_view(doc: Mapping[str, Any]) -> LoadView:
         valid=is_valid(doc),
         reasons=reasons,
         client=_client(validity),
-        figures=_figures(totals, metrics),
+        figures=_figures(totals, metrics) + _capacity_figures(capacity),
         percentiles=[_percentile_row(key, metrics[key], slo) for key in metric_keys(metrics)],
         charts=_charts(doc),
         goodput=_goodput(totals, slo),
         errors=_errors(doc.get("errors") or (), totals),
+        capacity=capacity,
         glossary=[
             GlossaryRow(key, info.label, info.meaning, info.vllm, info.guidellm, info.aiperf)
             for key, info in {**METRICS, **RATES}.items()
@@ -390,6 +421,62 @@ def _client(validity: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("event-loop lag max", lag.get("max"), " ms"),
     ]
     return [(label, f"{fmt_rate(value)}{unit}") for label, value, unit in pairs if number(value) is not None]
+
+
+def _capacity(capacity: Mapping[str, Any]) -> CapacityView | None:
+    """The capacity section as the page shows it; None when the result has none (an older writer)."""
+    if not capacity:
+        return None
+    rows = []
+    for process in capacity.get("processes") or ():
+        if not isinstance(process, Mapping):
+            continue
+        cpu, lag = _section(process, "cpu_percent"), _section(process, "loop_lag_ms")
+        rows.append(
+            ProcessRow(
+                name=str(process.get("process", "")),
+                events_per_s=fmt_rate(process.get("events_per_s")),
+                cpu_mean=_percent(cpu.get("mean")),
+                cpu_max=_percent(cpu.get("max")),
+                lag_p90=fmt(lag.get("p90")),
+                ceiling=fmt_rate(process.get("ceiling_events_per_s")),
+                headroom=_headroom(process.get("headroom")),
+                saturated=process.get("saturated") is True,
+                reasons="; ".join(str(r) for r in process.get("reasons") or ()),
+            )
+        )
+    return CapacityView(
+        events_per_s=fmt_rate(capacity.get("events_per_s")),
+        ceiling=fmt_rate(capacity.get("ceiling_events_per_s")),
+        headroom=_headroom(capacity.get("headroom")),
+        client_bound=capacity.get("client_bound") is True,
+        verdict=str(capacity.get("verdict", "")),
+        basis=str(capacity.get("basis", "")),
+        processes=rows,
+    )
+
+
+def _percent(value: Any) -> str:
+    return "—" if number(value) is None else f"{fmt_rate(value)}%"
+
+
+def _headroom(value: Any) -> str:
+    n = number(value)
+    return "—" if n is None else f"{100 * n:.0f}%"
+
+
+def _capacity_figures(capacity: CapacityView | None) -> list[Figure]:
+    if capacity is None:
+        return []
+    return [
+        Figure("events read", f"{capacity.events_per_s} /s", "SSE events per second, every client process"),
+        Figure(
+            "client headroom",
+            capacity.headroom,
+            "the client was the bottleneck" if capacity.client_bound else f"ceiling ≈ {capacity.ceiling} events/s",
+            bad=capacity.client_bound,
+        ),
+    ]
 
 
 def _figures(totals: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[Figure]:

@@ -11,8 +11,10 @@ Choices where the contract is silent:
   (as an unknown project is), so a client cannot probe for other users' conversations.
 - A conversation belongs to its user, not to a project: it may be continued under any known project.
 - A conversation is made only once the request is valid. Its row is written beside the LLM call, not
-  before it, and a request that names it meanwhile waits for that write: a client that stops the stream
-  and at once sends the next message with the id it was given continues the conversation, never a 404.
+  before it: once the first token has gone out (or when the answer ends, if none came), so that no
+  database work stands between the request and its first token. A request that names it meanwhile
+  starts that write if it has not begun and waits for it: a client that stops the stream and at once
+  sends the next message with the id it was given continues the conversation, never a 404.
   The turn is stored when the answer ends, as the seed does: the user message (dated when it was asked),
   then the assistant message: whole when complete, what was streamed when the client leaves (stop
   button), nothing when the LLM fails (the user message is stored all the same).
@@ -88,18 +90,28 @@ def handlers(core: ChatCore) -> list[Any]:
     projects = {project.lower() for project in settings.projects}
 
     authenticated = core.auth.guard()
-    creating: dict[str, asyncio.Task[Any]] = {}  # new conversations whose row is being written
+    creating: dict[str, Callable[[], asyncio.Task[Any]]] = {}  # new conversations whose row is not yet written
 
-    def create(conversation_id: str, user: str, at: datetime) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(store.create_conversation(NAME, owner=user, id=conversation_id, at=at))
-        creating[conversation_id] = task
-        task.add_done_callback(lambda _: creating.pop(conversation_id, None))
-        return task
+    def create(conversation_id: str, user: str, at: datetime) -> Callable[[], asyncio.Task[Any]]:
+        """A new conversation, its row not yet written: the function returned starts the write at
+        its first call and gives the write's task at every call."""
+        task: asyncio.Task[Any] | None = None
+
+        def write() -> asyncio.Task[Any]:
+            nonlocal task
+            if task is None:
+                task = asyncio.ensure_future(store.create_conversation(NAME, owner=user, id=conversation_id, at=at))
+                task.add_done_callback(lambda _: creating.pop(conversation_id, None))
+            return task
+
+        creating[conversation_id] = write
+        return write
 
     async def turn(
         user: str, project_id: str | None, message: str | None, conversation_id: str | None
-    ) -> tuple[str, list[dict[str, str]], Callable[[], Awaitable[None]]]:
-        """Validate a chat request: (conversation id, messages for the LLM, the turn's deferred writes).
+    ) -> tuple[str, list[dict[str, str]], Callable[[], Awaitable[None]], Callable[[], asyncio.Task[Any]] | None]:
+        """Validate a chat request: (conversation id, messages for the LLM, the turn's deferred writes,
+        and for a new conversation the function that starts its row's write, else None).
 
         The turn is stored when the answer ends, as the seed does ("saves complete messages to
         database after streaming"); a new conversation's row is written beside the LLM call."""
@@ -112,14 +124,14 @@ def handlers(core: ChatCore) -> list[Any]:
         if project not in projects:
             raise NotFoundException(f"no project {project}")
         asked = utc_now()
-        created: asyncio.Task[Any] | None = None
+        created: Callable[[], asyncio.Task[Any]] | None = None
         if conversation is None:
             conversation = str(uuid.uuid4())
             history = core.preamble()
             created = create(conversation, user, asked)
         else:
             if (pending := creating.get(conversation)) is not None:
-                await asyncio.shield(pending)
+                await asyncio.shield(pending())
             found = await store.conversation(NAME, conversation)
             if found is None or found.owner != user:
                 raise NotFoundException(f"no conversation {conversation}")
@@ -128,10 +140,10 @@ def handlers(core: ChatCore) -> list[Any]:
 
         async def store_question() -> None:
             if created is not None:
-                await created
+                await created()
             await store.add_message(conversation_id, "user", message, at=asked)
 
-        return conversation, [*history, {"role": "user", "content": message}], store_question
+        return conversation, [*history, {"role": "user", "content": message}], store_question, created
 
     @get("/ai/chat/stream", opt={"refusals": (404,)})
     async def chat_stream(
@@ -140,14 +152,18 @@ def handlers(core: ChatCore) -> list[Any]:
         message: MessageQuery = None,
         conversation_id: ConversationIdQuery = None,
     ) -> Stream:
-        conversation, messages, store_question = await turn(
+        conversation, messages, store_question, created = await turn(
             core.auth.user(request), project_id, message, conversation_id
         )
 
         async def tokens(answer: Answer) -> AsyncIterator[bytes]:
+            write_row = created
             async with aclosing(core.answer(conversation, model, messages, answer, deferred=store_question)) as chunks:
                 async for chunk in chunks:
                     yield data_event({"type": "token", "content": chunk})
+                    if write_row is not None:  # resumed for the next token: the first has been handed on
+                        write_row()
+                        write_row = None
 
         async def events() -> AsyncIterator[bytes]:
             yield data_event({"type": "conversationId", "conversationId": conversation})
@@ -166,7 +182,7 @@ def handlers(core: ChatCore) -> list[Any]:
 
     @post("/ai/chat", status_code=200, opt={"refusals": (404, 502)})
     async def chat(data: JSONBody[ChatBody], request: Request) -> dict[str, Any]:
-        conversation, messages, store_question = await turn(
+        conversation, messages, store_question, _ = await turn(
             core.auth.user(request), data.project_id, data.message, data.conversation_id
         )
         answer = await reply(core, conversation, model, messages, deferred=store_question)

@@ -103,9 +103,11 @@ def test_two_workers_merge_to_exactly_the_sum_of_their_parts(servers, tmp_path):
     for part in workers:
         summed.merge(part)
     master = json.loads((parts / "master.json").read_text())
-    for key in ("histograms", "counters", "errors", "timeline"):
+    for key in ("histograms", "counters", "errors", "timeline", "clients"):
         assert master[key] == summed.to_dict()[key], key
     assert result["run"]["workers"] == 2
+    processes = result["capacity"]["processes"]  # each worker's own CPU and events, kept apart
+    assert len(processes) == 2 and sum(p["events"] for p in processes) == result["totals"]["events"]
     assert result["totals"]["completed"] == sum(w["counters"]["completed"] for w in workers)
 
 
