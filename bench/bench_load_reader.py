@@ -187,10 +187,7 @@ def _replay_round(mode: str, streams: int, seconds: float, itl_s: float) -> dict
     import gevent
     import gevent.socket
 
-    from loadtests._config import resolve_profile
-    from loadtests._http import ResponseParser
-    from loadtests._measure import StreamMeter, StreamRules
-    from loadtests._reactor import clock, reactor
+    from loadtests import ResponseParser, StreamMeter, StreamRules, clock, reactor, resolve_profile
 
     rules = StreamRules.of(resolve_profile("openai-chat").stream)
     pairs = [socket.socketpair() for _ in range(streams)]

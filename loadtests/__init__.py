@@ -10,9 +10,17 @@ across Locust workers. `python -m loadtests` is the command line; `run_locust` t
 
 from ._config import LoadSettings, UsageError, build_result, builtin_profiles, resolve_profile
 from ._runner import loopback_only, run_locust, summary
+from ._http import ResponseParser
+from ._measure import StreamMeter, StreamRules
+from ._reactor import clock, reactor
 from ._selftest import measure, pair_errors
 
 __all__ = [
+    "ResponseParser",
+    "StreamMeter",
+    "StreamRules",
+    "clock",
+    "reactor",
     "LoadSettings",
     "UsageError",
     "build_result",
