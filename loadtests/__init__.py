@@ -9,25 +9,25 @@ across Locust workers. `python -m loadtests` is the command line; `run_locust` t
 """
 
 from ._config import LoadSettings, UsageError, build_result, builtin_profiles, resolve_profile
-from ._runner import loopback_only, run_locust, summary
 from ._http import ResponseParser
 from ._measure import StreamMeter, StreamRules
 from ._reactor import clock, reactor
+from ._runner import loopback_only, run_locust, summary
 from ._selftest import measure, pair_errors
 
 __all__ = [
+    "LoadSettings",
     "ResponseParser",
     "StreamMeter",
     "StreamRules",
-    "clock",
-    "reactor",
-    "LoadSettings",
     "UsageError",
     "build_result",
     "builtin_profiles",
+    "clock",
     "loopback_only",
     "measure",
     "pair_errors",
+    "reactor",
     "resolve_profile",
     "run_locust",
     "summary",
