@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 from bench._runtime import raise_nofile_limit, run
@@ -305,6 +305,9 @@ def _failure(proto: _Stream) -> str:
     return "no terminal event" if isinstance(proto, _TimedStream) and proto.times else "no content"
 
 
+_S = TypeVar("_S", bound="_Stream")
+
+
 async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Stream:
     loop = asyncio.get_running_loop()
     connecting = loop.create_connection(factory, host, port)
@@ -312,16 +315,16 @@ async def _connect(host: str, port: int, factory: Callable[[], _Stream]) -> _Str
     return proto
 
 
-async def _open_all(host: str, port: int, n: int, wire: StreamProbe, errors: Counter[str]) -> list[_TimedStream]:
+async def _open_all(
+    host: str, port: int, n: int, factory: Callable[[], _S], kind: type[_S], errors: Counter[str]
+) -> list[_S]:
     """Open every connection before any request, in batches that cannot overflow a backlog."""
-    protos: list[_TimedStream] = []
+    protos: list[_S] = []
     for first in range(0, n, CONNECT_BATCH):
         batch = min(CONNECT_BATCH, n - first)
-        opened = await asyncio.gather(
-            *(_connect(host, port, lambda: _TimedStream(wire)) for _ in range(batch)), return_exceptions=True
-        )
+        opened = await asyncio.gather(*(_connect(host, port, factory) for _ in range(batch)), return_exceptions=True)
         for item in opened:
-            if isinstance(item, _TimedStream):
+            if isinstance(item, kind):
                 protos.append(item)
             else:
                 errors[f"connect: {type(item).__name__}"] += 1
@@ -335,7 +338,7 @@ async def run_latency(
     """Open ``streams`` connections, start every stream at once, record TTFT and ITL samples."""
     host, port = split_url(url)
     errors: Counter[str] = Counter()
-    protos = await _open_all(host, port, streams, wire, errors)
+    protos = await _open_all(host, port, streams, lambda: _TimedStream(wire), _TimedStream, errors)
     requests = [build_request(host, port, i, wire, headers) for i in range(len(protos))]
     for proto, request in zip(protos, requests, strict=True):
         proto.send(request)
@@ -363,19 +366,9 @@ async def run_hold(url: str, streams: int, timeout: float, wire: StreamProbe) ->
     host, port = split_url(url)
     loop = asyncio.get_running_loop()
     errors: Counter[str] = Counter()
-    protos: list[_HoldStream] = []
-    for first in range(0, streams, CONNECT_BATCH):
-        batch = min(CONNECT_BATCH, streams - first)
-        opened = await asyncio.gather(
-            *(_connect(host, port, _HoldStream) for _ in range(batch)), return_exceptions=True
-        )
-        for item in opened:
-            if isinstance(item, _HoldStream):
-                item.send(build_request(host, port, len(protos), wire))
-                protos.append(item)
-            else:
-                errors[f"connect: {type(item).__name__}"] += 1
-        await asyncio.sleep(CONNECT_PAUSE_S)
+    protos = await _open_all(host, port, streams, _HoldStream, _HoldStream, errors)
+    for index, proto in enumerate(protos):
+        proto.send(build_request(host, port, index, wire))
     deadline = loop.time() + timeout
     while loop.time() < deadline and not all(p.status or p.done.done() for p in protos):
         await asyncio.sleep(HOLD_POLL_S)

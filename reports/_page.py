@@ -100,6 +100,12 @@ def vendored() -> tuple[markupsafe.Markup, markupsafe.Markup]:
     return markupsafe.Markup(f"/* uPlot {UPLOT_VERSION}\n{license_text}\n*/\n{script}"), markupsafe.Markup(style)
 
 
+def render_chart_page(name: str, **context: Any) -> str:
+    """A page template that charts with uPlot, rendered with the library inlined beside `context`."""
+    script, style = vendored()
+    return template(name).render(**context, uplot_js=script, uplot_css=style, uplot_version=UPLOT_VERSION)
+
+
 # --- numbers as the tables show them ---------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import markupsafe
 
-from ._page import UPLOT_VERSION, fmt, fmt_rate, fmt_share, number, template, vendored, write_atomic
+from ._page import fmt, fmt_rate, fmt_share, number, render_chart_page, write_atomic
 
 KIND = "load-run"
 VERSION = 1
@@ -719,10 +719,7 @@ def _errors(errors: Iterable[Any], totals: Mapping[str, Any]) -> list[ErrorRow]:
 
 def render_load(doc: Mapping[str, Any]) -> str:
     """The HTML page of a load run (a load-run document); pure, no I/O but reading the vendored chart library."""
-    script, style = vendored()
-    return template("load.html.j2").render(
-        run=build_view(doc), uplot_js=script, uplot_css=style, uplot_version=UPLOT_VERSION
-    )
+    return render_chart_page("load.html.j2", run=build_view(doc))
 
 
 def write_load(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:

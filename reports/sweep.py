@@ -17,7 +17,7 @@ from typing import Any
 
 import markupsafe
 
-from ._page import UPLOT_VERSION, fmt, fmt_rate, number, template, vendored, write_atomic
+from ._page import fmt, fmt_rate, number, render_chart_page, write_atomic
 from .load import json_script
 
 KIND = "load-sweep"
@@ -178,10 +178,7 @@ def _chart(steps: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 def render_sweep(doc: Mapping[str, Any]) -> str:
     """The HTML page of a sweep; pure."""
-    script, style = vendored()
-    return template("sweep.html.j2").render(
-        sweep=build_view(doc), uplot_js=script, uplot_css=style, uplot_version=UPLOT_VERSION
-    )
+    return render_chart_page("sweep.html.j2", sweep=build_view(doc))
 
 
 def write_sweep(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
