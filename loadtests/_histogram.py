@@ -63,8 +63,22 @@ class Histogram:
             self.max = value
 
     def record_many(self, values: Iterable[int]) -> None:
-        for value in values:
-            self.record(value)
+        """`record` for each value, with the count, sum, min and max updated once (a stream's gaps)."""
+        kept = [value if value > 0 else 0 for value in values]
+        if not kept:
+            return
+        counts = self.counts
+        get = counts.get
+        for value in kept:
+            index = value if value < _LINEAR else bucket_of(value)
+            counts[index] = get(index, 0) + 1
+        self.count += len(kept)
+        self.total += sum(kept)
+        low, high = min(kept), max(kept)
+        if self.min is None or low < self.min:
+            self.min = low
+        if self.max is None or high > self.max:
+            self.max = high
 
     def merge(self, other: Histogram) -> None:
         counts = self.counts

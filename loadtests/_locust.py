@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import itertools
 import json
 import time
@@ -116,6 +117,10 @@ class ProcessRun:
         self.workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         share = 1.0 / self.worker_count
         self._arrivals = arrivals(self.shape, seed=self.settings.seed, share=share, stream=self.worker_index)
+        # Locust's Runner.stop() logs its caller through inspect.stack(), whose first call realpaths
+        # every loaded module's file: 40-70 ms with the hub held just as the last streams are read
+        # (late, and off Linux timed late). Made once here, before the first stream, it costs ~4 ms then.
+        inspect.stack()
         # Locust and its imports leave ~10^5 long-lived objects; a full collection scanning them
         # all stalls every read for tens of ms. Frozen, they are never scanned again.
         gc.collect()

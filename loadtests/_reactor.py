@@ -6,13 +6,21 @@ of CPU per event with the parse, against 20-24 here), and under load its reads q
 other's parsing, so the stamps run tens of milliseconds late. Here each stream's socket gets one
 libev io watcher for the whole response, started when the request has gone out and stopped when
 the response ends. The watchers' callbacks run in the gevent hub itself (no greenlet switch per
-read): each does one non-blocking `os.read` and takes the time right after it, nothing more. The
-parsing (HTTP chunks, SSE events, the profile's classification and grammar: `ResponseParser` and
-`StreamMeter`) runs once per loop iteration, in a check watcher of the lowest priority (after the
-iteration's io callbacks), over all the reads stamped, so parsing one stream never delays another
-stream's timestamp. A user greenlet hands its socket and meter over in `read_stream` and sleeps
-until its stream ends; the users of ended streams are woken half a millisecond's worth at a time
-between polls. No timer per read either: one sweep a quarter second checks every stream's
+read): each does one non-blocking read and notes its time, nothing more.
+
+The time of a read is the kernel's where it gives one: on Linux a TCP socket with SO_TIMESTAMPNS
+hands back, with each `recvmsg`, when the last segment it returns arrived, so a read made late
+(the process busy parsing, a burst of every stream's token at once, a collection) still carries
+its true arrival, and the client's own scheduling drops out of TTFT and ITL. Elsewhere, or on a
+socket that is not TCP, the time taken right after the read stands. Two events of one stream
+that arrive before it is read share the later's time either way: reads are kept prompt for that.
+
+The parsing (HTTP chunks, SSE events, the profile's classification and grammar: `ResponseParser`
+and `StreamMeter`) runs once per loop iteration, in a check watcher of the lowest priority (after
+the iteration's io callbacks), over the reads stamped, a millisecond's worth at a time before the
+sockets are polled again. A user greenlet hands its socket and meter over in `read_stream` and
+sleeps until its stream ends; the users of ended streams are woken half a millisecond's worth at a
+time between polls. No timer per read either: one sweep a quarter second checks every stream's
 deadline and silence.
 
 The reactor belongs to one gevent hub (one per thread, so plain threads work as well as Locust's
@@ -22,6 +30,10 @@ greenlets); `reactor()` is the calling thread's.
 from __future__ import annotations
 
 import os
+import platform
+import socket
+import struct
+import sys
 import time
 import weakref
 from collections import deque
@@ -30,6 +42,7 @@ from typing import Any
 
 from gevent import get_hub
 from gevent.hub import Waiter
+from gevent.monkey import get_original
 
 from ._http import ProtocolError, ResponseParser
 from ._measure import StreamFailure, StreamMeter, StreamResult
@@ -37,13 +50,24 @@ from ._measure import StreamFailure, StreamMeter, StreamResult
 READ_SIZE = 65536
 clock = time.perf_counter_ns  # the system-wide monotonic clock the mock's journal uses too
 WAKE_SLICE_NS = 500_000  # the longest ended streams' users run before the sockets are polled again
+DIGEST_SLICE_NS = 1_000_000  # the longest the stamped reads are parsed before the sockets are polled again
 SWEEP_S = 0.25  # how often deadlines and silences are checked (a timeout is this late at most)
 _READABLE = 1  # libev's EV_READ
+# The kernel's receive time of a TCP read (Linux: the arrival of the last segment it returns), on
+# the realtime clock; absent elsewhere, where the time taken after the read stands.
+# (The socket module does not name it; this is its Linux value where the generic socket ABI applies.)
+_GENERIC_ABI = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64", "arm64", "riscv64", "s390x")
+SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if _GENERIC_ABI else None)
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: time_t and long
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+STAMP_TRUST_NS = 10_000_000_000  # a kernel stamp further back than this is a clock step, not a read
+_RawSocket = get_original("socket", "socket")  # the unpatched class: a read in the hub must never wait
 
 
 @dataclass(slots=True, eq=False)
 class _Stream:
     fd: int
+    sock: Any  # an unpatched socket object over `fd`, for recvmsg (detached, never closed, at the end)
     meter: StreamMeter
     deadline_ns: int
     ok_status: tuple[int, ...]
@@ -70,8 +94,10 @@ class Reactor:
         self._digester.ref = False
         self._woken: deque[_Stream] = deque()
         self._waker = loop.timer(0.0)
+        self._resumer = loop.timer(0.0)  # the rest of a digest cut at its slice, after the next poll
         self._sweeper = loop.timer(SWEEP_S, SWEEP_S)
         self._sweeper.ref = False  # the sweep alone never keeps the loop running
+        self._realtime_offset_ns = time.time_ns() - clock()  # realtime minus monotonic, for kernel stamps
 
     @property
     def active(self) -> int:
@@ -88,12 +114,14 @@ class Reactor:
         """
         if os.get_blocking(fd):
             raise ValueError("the reactor reads non-blocking sockets only (a socket with a timeout is one)")
-        stream = _Stream(fd, meter, deadline_ns, ok_status, int(silence_s * 1e9), clock())
+        sock = _kernel_stamped(fd)
+        stream = _Stream(fd, sock, meter, deadline_ns, ok_status, int(silence_s * 1e9), clock())
         stream.waiter = Waiter()
         stream.watcher = self._loop.io(fd, _READABLE)
         self._streams.add(stream)
-        stream.watcher.start(self._on_readable, stream)
+        stream.watcher.start(self._on_stamped if sock is not None else self._on_readable, stream)
         if not self._sweeper.active:
+            self._realtime_offset_ns = time.time_ns() - clock()
             self._sweeper.start(self._sweep)
             self._digester.start(self._digest)
         try:
@@ -102,6 +130,8 @@ class Reactor:
             stream.watcher.stop()
             stream.watcher.close()
             self._streams.discard(stream)
+            if sock is not None:
+                sock.detach()  # the fd stays the caller's
         return outcome
 
     # In the hub: one read and its time, nothing else.
@@ -114,23 +144,59 @@ class Reactor:
             data = exc
         self._reads.append((stream, data, _clock()))
 
+    # The same, where the kernel stamps the read: its time, moved onto the monotonic clock.
+    def _on_stamped(self, stream: _Stream, _clock: Any = clock, _unpack: Any = _TIMESPEC.unpack) -> None:
+        try:
+            data, ancillary, _flags, _address = stream.sock.recvmsg(READ_SIZE, _STAMP_SPACE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._reads.append((stream, exc, _clock()))
+            return
+        now = _clock()
+        if ancillary and ancillary[0][1] == SO_TIMESTAMPNS:  # SCM_TIMESTAMPNS, the same number
+            seconds, nanoseconds = _unpack(ancillary[0][2])
+            stamped = seconds * 1_000_000_000 + nanoseconds - self._realtime_offset_ns
+            if now - STAMP_TRUST_NS < stamped < now:
+                now = stamped
+        self._reads.append((stream, data, now))
+
     # In the hub, after the loop iteration's reads are stamped: parse them, wake whoever is done.
     def _digest(self) -> None:
-        if not self._reads:
+        """Parse the stamped reads in order, at most `DIGEST_SLICE_NS` of them at a time.
+
+        A burst (every stream's token due at once, as closed-loop users started together keep
+        them) is hundreds of reads: parsed in one go, the sockets would go unpolled for as long,
+        and the next burst read late (two tokens of a stream then share one read and one time, and
+        without kernel stamps every read is timed late). Past the slice the rest waits for a zero
+        timer, so the loop polls first; the queue stays in order.
+        """
+        reads = self._reads
+        if not reads:
             return
-        reads, self._reads = self._reads, []
+        until = clock() + DIGEST_SLICE_NS
         ended = []
+        take = self._take
+        done = 0
         for stream, data, t in reads:
-            if stream.outcome is not None:
-                continue
-            try:
-                outcome = self._take(stream, data, t)
-            except Exception as exc:  # a bug, not a broken stream: it surfaces in the user's greenlet
-                outcome = exc
-            if outcome is not None:
-                stream.outcome = outcome
-                stream.watcher.stop()
-                ended.append(stream)
+            done += 1
+            if stream.outcome is None:
+                try:
+                    outcome = take(stream, data, t)
+                except Exception as exc:  # a bug, not a broken stream: it surfaces in the user's greenlet
+                    outcome = exc
+                if outcome is not None:
+                    stream.outcome = outcome
+                    stream.watcher.stop()
+                    ended.append(stream)
+            if not done & 15 and clock() >= until:
+                break
+        if done < len(reads):
+            self._reads = reads[done:]
+            if not self._resumer.active:
+                self._resumer.start(self._digest)
+        else:
+            self._reads = []
         self._wake(ended)
 
     def _take(self, stream: _Stream, data: bytes | OSError, t: int) -> tuple[StreamResult, bool] | None:
@@ -166,6 +232,7 @@ class Reactor:
 
     def _sweep(self) -> None:
         now = clock()
+        self._realtime_offset_ns = time.time_ns() - now  # follows the realtime clock's slewing
         ended = []
         for stream in self._streams:
             if stream.outcome is not None:
@@ -210,6 +277,22 @@ class Reactor:
             if woken and clock() >= until:
                 self._waker.start(self._wake_slice)  # the rest after the next poll
                 break
+
+
+def _kernel_stamped(fd: int) -> Any:
+    """An unpatched socket over `fd` with the kernel's receive stamps on, or None where there are none
+    (not Linux, not TCP: a socket pair in a test), and the reads are stamped after they return."""
+    if SO_TIMESTAMPNS is None or not _STAMP_SPACE:
+        return None
+    sock = _RawSocket(fileno=fd)
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise OSError("not TCP")
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        sock.detach()
+        return None
+    return sock
 
 
 _REACTORS: weakref.WeakKeyDictionary[Any, Reactor] = weakref.WeakKeyDictionary()

@@ -6,8 +6,10 @@ processes). The self-test starts
 such a mock, loads it through the same Locust user and stream meter a real run uses, and pairs each
 stream the client measured with the mock's own record of it (by the marker in its prompt): measured
 minus true, for TTFT and for every single inter-token gap, at p50 and p99. So the mock's own
-scheduling noise cancels out and what is left is the client's error. It fails when the p50 error of
-either exceeds 1 ms, or when the client was saturated (its figures would be its own delay).
+scheduling noise cancels out and what is left is the client's error. Where the kernel stamps the
+client's reads (Linux, see `_reactor`), that error is the loopback's transit, tens of microseconds,
+however busy the client; its CPU and event-loop lag say whether it kept up. It fails when the p50
+error of either exceeds 1 ms, or when the client was saturated (its figures would be its own delay).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ measures its own delay, and a run's figures then describe the client, not the ta
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import platform
@@ -162,14 +163,12 @@ class LoadStats:
             if scheduled:
                 h["ttft_from_schedule_ms"].record((times[0] - result.t_sched) // NS_PER_US)
                 h["e2e_from_schedule_ms"].record((times[-1] - result.t_sched) // NS_PER_US)
-            itl = h["itl_ms"]
-            previous = times[0]
-            for t in times[1:]:
-                itl.record((t - previous) // NS_PER_US)
-                previous = t
+            h["itl_ms"].record_many([(t - previous) // NS_PER_US for previous, t in itertools.pairwise(times)])
+            # Each token's share of the output counted in its second: one row lookup per second.
             share = result.output_tokens / len(times)
-            for t in times:
-                self._bucket(t)[_T_TOKENS] += share
+            offset = self.epoch_offset_ns
+            for second, run in itertools.groupby(times, lambda t: (t + offset) // 1_000_000_000):
+                self._row(second)[_T_TOKENS] += share * sum(1 for _ in run)
         tpot = result.tpot
         if tpot is not None:
             h["tpot_ms"].record(int(tpot) // NS_PER_US)

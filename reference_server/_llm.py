@@ -12,6 +12,7 @@ its request cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fnmatch
 import logging
@@ -23,6 +24,8 @@ import aiohttp
 import msgspec
 
 from ._settings import ModelRoute, Settings
+from ._sse_decoder import SseDecoder, UpstreamEvent
+from ._stall import StallWatch
 
 ChatMessages = Sequence[dict[str, str]]  # [{"role": "user" | "assistant" | "system", "content": str}]
 _decode = msgspec.json.decode
@@ -85,6 +88,26 @@ def _root(base_url: str) -> str:
     return base[: -len("/v1")] if base.endswith("/v1") else base
 
 
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
+
+
+class _Chunk(msgspec.Struct):
+    """An OpenAI stream chunk as far as `OpenAIChat.read` looks at it; a chunk of another shape fails
+    this type and is read as a plain value, so the two readings always agree."""
+
+    choices: list[_Choice] | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = msgspec.UNSET  # present at all (even null): an error event
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+
+
 class OpenAIChat:
     """`POST {base}/chat/completions`, `stream: true` with usage; ends with `data: [DONE]`."""
 
@@ -96,7 +119,20 @@ class OpenAIChat:
         if event.data == "[DONE]":
             state.done = True
             return None
-        payload = _json(event.data)
+        try:  # the usual chunk, typed: only the fields read here are built, the rest is skipped
+            chunk = _decode_chunk(event.data)
+        except msgspec.DecodeError:  # any other shape (or not JSON): read as a plain value, as ever
+            return self._read_value(_json(event.data), state)
+        if chunk.error is not msgspec.UNSET:  # an error event: its text is read from the whole value
+            return self._read_value(_json(event.data), state)
+        usage = chunk.usage
+        if usage:
+            state.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        if chunk.choices:
+            return chunk.choices[0].delta.content or None
+        return None
+
+    def _read_value(self, payload: Any, state: StreamState) -> str | None:
         if "error" in payload:
             raise LlmError(_error_text(payload))
         usage = payload.get("usage")
@@ -193,7 +229,9 @@ class LlmClient:
         self._base_url = base_url
         self._api_key = settings.llm_api_key
         self._routes = settings.models
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=settings.llm_timeout_s)
+        # No `sock_read`: the read timeout is `StallWatch`'s (the body) and an `asyncio.timeout` (the head).
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=None)
+        self._read_timeout_s = settings.llm_timeout_s
         self._http: aiohttp.ClientSession | None = None  # made in the server's loop, at first use
 
     async def close(self) -> None:
@@ -213,26 +251,54 @@ class LlmClient:
         return PROVIDERS[route.provider], route.base_url or self._base_url, route.api_key or self._api_key
 
     async def stream(self, model: str, messages: ChatMessages, state: StreamState | None = None) -> AsyncIterator[str]:
-        """The answer's text chunks as the LLM sends them; `LlmError` if it fails at any point."""
+        """The answer's text chunks as the LLM sends them; `LlmError` if it fails at any point.
+
+        The per-token path is kept flat: one `readany()` per socket chunk, fed to an incremental
+        decoder (`SseDecoder`), and a stall found by one timer per stream (`StallWatch`), not by
+        aiohttp's `sock_read`, which re-arms a timer on every chunk."""
         provider, base_url, api_key = self._route(model)
         url, headers, body = provider.request(base_url, api_key, model, messages)
         state = state if state is not None else StreamState()
         try:
-            async with self._session().post(url, headers={**headers, **_JSON}, data=_encode(body)) as response:
+            async with asyncio.timeout(self._read_timeout_s):  # up to the response head
+                response = await self._session().post(url, headers={**headers, **_JSON}, data=_encode(body))
+            async with response:
                 if response.status != 200:
-                    detail = (await response.read()).decode("utf-8", "replace")
+                    async with asyncio.timeout(self._read_timeout_s):
+                        detail = (await response.read()).decode("utf-8", "replace")
                     with contextlib.suppress(msgspec.DecodeError):
                         detail = _error_text(_decode(detail))
                     raise LlmError(f"upstream answered {response.status}: {detail[:300]}")
-                read = provider.read
-                async for event in sse_events(body_lines(response.content)):
-                    if state.done:
-                        # Read on to the end of the body (it follows the end event at once): a
-                        # response read whole returns its connection to the pool for the next call.
-                        continue
-                    text = read(event, state)
-                    if text:
-                        yield text
+                content = response.content
+                watch = StallWatch(content, self._read_timeout_s, lambda: content.set_exception(UpstreamStalled()))
+                try:
+                    decoder, read = SseDecoder(), provider.read
+                    while True:
+                        failure: aiohttp.ClientPayloadError | None = None
+                        try:
+                            chunk = await content.readany()
+                        except aiohttp.ClientPayloadError as err:
+                            # The connection dropped mid-body: aiohttp raises at once though bytes that came
+                            # before the drop are still buffered; their events go out first (the client saw
+                            # them, and the profile must relay them), then the error.
+                            salvage = getattr(content, "_read_nowait", None)  # aiohttp 3.x internal; best effort
+                            events, failure = decoder.salvage(salvage(-1) if salvage else b""), err
+                        else:
+                            if not chunk:
+                                break
+                            # Once done, read on to the end of the body (it follows the end event at once):
+                            # a response read whole returns its connection to the pool for the next call.
+                            events = [] if state.done else decoder.feed(chunk)
+                        for event in events:  # each text out before the next event is read (it may fail)
+                            if state.done:
+                                break
+                            text = read(event, state)
+                            if text:
+                                yield text
+                        if failure is not None:
+                            raise failure
+                finally:
+                    watch.cancel()
         except TimeoutError:
             raise LlmError("upstream timed out") from None
         except aiohttp.ClientError as err:
@@ -244,57 +310,5 @@ class LlmClient:
             raise LlmError("upstream stream ended before its end")
 
 
-async def body_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The body's lines as they arrive, each with its LF.
-
-    When the connection drops mid-body, aiohttp's reader raises at once even though lines that
-    came before the drop are still buffered; those are given out first (the client saw them, and
-    the profile must relay them), then the error."""
-    pending = b""
-    while True:
-        try:
-            chunk = await content.readany()
-        except aiohttp.ClientPayloadError:
-            salvage = getattr(content, "_read_nowait", None)  # aiohttp 3.x internal; best effort
-            *lines, _ = (pending + (salvage(-1) if salvage else b"")).split(b"\n")
-            for line in lines:
-                yield line + b"\n"
-            raise
-        if not chunk:
-            if pending:
-                yield pending
-            return
-        pending += chunk
-        if b"\n" in chunk:
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line + b"\n"
-
-
-@dataclass(slots=True)
-class UpstreamEvent:
-    event: str
-    data: str
-
-
-async def sse_events(lines: AsyncIterator[bytes]) -> AsyncIterator[UpstreamEvent]:
-    """Events of an upstream SSE body, read line by line (LF or CRLF line ends, as LLM APIs send).
-
-    The WHATWG rules an LLM API uses: `event:` and `data:` fields (one optional space stripped;
-    several data lines joined by LF), comments, and a blank line dispatching a non-empty data buffer.
-    """
-    kind, data = "", []
-    async for raw in lines:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")  # bad bytes: the JSON parse names it
-        if not line:
-            if data:
-                yield UpstreamEvent(kind or "message", "\n".join(data))
-            kind, data = "", []
-            continue
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            kind = value
+class UpstreamStalled(TimeoutError):
+    """No byte of the upstream body for the read timeout (set on the body's reader by `StallWatch`)."""

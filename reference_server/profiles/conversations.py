@@ -37,12 +37,13 @@ from litestar.response import Stream
 
 from .._body import NOT_BLANK
 from .._chat import Answer, ChatCore
-from .._sse_encoder import DONE, data_event, event_stream, with_heartbeats
+from .._sse_encoder import DONE, data_event, event_stream, text_event, with_heartbeats
 from .._store import iso
 from ._adapter import ContractAdapter
 
 NAME = "conversations"
 TITLE_MAX_CHARS = 200
+content_event = text_event({}, "content")  # the per-token event, templated once
 HEARTBEAT = b": keep-alive\n\n"
 
 
@@ -113,7 +114,7 @@ def handlers(core: ChatCore) -> list[Any]:
         async def events() -> AsyncIterator[bytes]:
             answer = Answer()
             async for chunk in core.answer(conversation_id, model, messages, answer):
-                yield data_event({"content": chunk})
+                yield content_event(chunk)
             if answer.outcome == "completed":
                 yield DONE
             else:

@@ -42,13 +42,14 @@ from litestar.response import Stream
 
 from .._body import NOT_BLANK
 from .._chat import Answer, ChatCore, reply
-from .._sse_encoder import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, text_event, with_heartbeats
 from .._store import iso, utc_now
 from ._adapter import ContractAdapter
 
 NAME = "query-stream"
 PREFIX = "/api/v1"
 UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+token_event = text_event({"type": "token"}, "content")  # the per-token event, templated once
 HEARTBEAT = b": heartbeat\n\n"
 
 
@@ -160,7 +161,7 @@ def handlers(core: ChatCore) -> list[Any]:
             write_row = created
             async with aclosing(core.answer(conversation, model, messages, answer, deferred=store_question)) as chunks:
                 async for chunk in chunks:
-                    yield data_event({"type": "token", "content": chunk})
+                    yield token_event(chunk)
                     if write_row is not None:  # resumed for the next token: the first has been handed on
                         write_row()
                         write_row = None

@@ -40,11 +40,12 @@ from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
 from .._chat import Answer, ChatCore
-from .._sse_encoder import data_event, event_stream, with_heartbeats
+from .._sse_encoder import data_event, event_stream, text_event, with_heartbeats
 from .._store import Conversation, iso
 from ._adapter import ContractAdapter
 
 NAME = "start-stream"
+token_event = text_event({"type": "token"}, "content")  # the per-token event, templated once
 HEARTBEAT = b": keep-alive\n\n"
 MIN_MARGIN_S = 60.0  # how long an expired or used session is remembered, at least
 TITLE_CHARS = 80
@@ -141,7 +142,7 @@ def handlers(core: ChatCore) -> list[Any]:
         async def events() -> AsyncIterator[bytes]:
             answer = Answer()
             async for chunk in core.answer(chat_id, model, messages, answer, cache=True, cached=cached):
-                yield data_event({"type": "token", "content": chunk})
+                yield token_event(chunk)
             if answer.outcome == "completed":
                 yield data_event({"type": "done"})
             else:

@@ -315,3 +315,30 @@ def test_self_test_pairs_streams_with_the_journal_by_marker():
     assert errors["streams"] == 2 and errors["gaps"] == 3 and errors["unpaired"] == 1
     assert errors["ttft_p50"] == pytest.approx(0.5) and errors["ttft_p99"] == pytest.approx(1.0)
     assert errors["itl_p50"] == pytest.approx(0.0) and errors["itl_p99"] == pytest.approx(1.0)
+
+
+def test_a_streams_tokens_land_in_the_seconds_they_arrived_and_its_gaps_in_the_histogram():
+    stats = LoadStats()
+    stats.epoch_offset_ns = 0  # second k of the timeline is [k s, k+1 s) of the client's clock
+    # Two gaps of 300 ms from 0.5 s: tokens at 0.5, 0.8 (second 0) and 1.1 (second 1), one at 9 s.
+    result = _result(400 * MS, 100 * MS, [300 * MS, 300 * MS, 7_900 * MS])
+    stats.add(result)
+    rows = {row["t"]: row["tokens"] for row in stats.figures(10.0)["timeline"]}
+    share = result.output_tokens / 4  # each token event's share of the output
+    assert (rows[0], rows[1], rows[9]) == (2 * share, share, share), rows
+    assert sum(rows.values()) == result.output_tokens
+    one_by_one = Histogram()
+    for gap in (300_000, 300_000, 7_900_000):
+        one_by_one.record(gap)
+    assert stats.histograms["itl_ms"].to_dict() == one_by_one.to_dict()
+
+
+def test_recording_many_values_is_recording_each():
+    rng = random.Random(5)
+    values = [rng.choice([-3, 0, 1, 2047, 2048, rng.randrange(10**9)]) for _ in range(500)]
+    each, many = Histogram(), Histogram()
+    for value in values:
+        each.record(value)
+    many.record_many(values)
+    many.record_many([])
+    assert many.to_dict() == each.to_dict()

@@ -11,11 +11,12 @@ import socket
 
 import gevent
 import pytest
+from gevent.monkey import get_original
 
 from loadtests._config import resolve_profile
 from loadtests._connection import Target
 from loadtests._measure import StreamMeter, StreamRules, same_text
-from loadtests._reactor import clock, reactor
+from loadtests._reactor import SO_TIMESTAMPNS, clock, reactor
 from loadtests._session import ChatSession, LoadProfile
 from mockllm import start_mock
 from mockllm.client import MockLLMClient
@@ -46,14 +47,14 @@ def read(client: socket.socket, *, silence_s: float = 5.0, deadline_s: float = 1
     return reactor().read_stream(client.fileno(), meter, clock() + int(deadline_s * 1e9), (200,), silence_s)
 
 
-def test_many_streams_read_at_once_each_measured_whole():
-    pairs = [pair() for _ in range(40)]
-    words = [f"w{i}" for i in range(12)]
+def read_in_rounds(pairs: list[tuple[socket.socket, socket.socket]], words: list[str]) -> list:
+    """Every stream gets its next token in the same round, as a loaded server sends them; each
+    stream's (result, keep) once all have ended."""
 
     def serve() -> None:
         for _, server in pairs:
             server.sendall(HEAD)
-        for word in words:  # every stream gets its next token in the same round, as a loaded server does
+        for word in words:
             gevent.sleep(0.002)
             for _, server in pairs:
                 server.sendall(token(word))
@@ -63,8 +64,13 @@ def test_many_streams_read_at_once_each_measured_whole():
     writer = gevent.spawn(serve)
     readers = [gevent.spawn(read, client) for client, _ in pairs]
     gevent.joinall([writer, *readers], timeout=20, raise_error=True)
-    for reader in readers:
-        result, keep = reader.value
+    return [reader.value for reader in readers]
+
+
+def test_many_streams_read_at_once_each_measured_whole():
+    pairs = [pair() for _ in range(40)]
+    words = [f"w{i}" for i in range(12)]
+    for result, keep in read_in_rounds(pairs, words):
         assert result.ok, result.error_detail
         assert keep and result.text == "".join(words) and len(result.token_times) == len(words)
         assert result.t_headers <= result.token_times[0] <= result.t_terminal <= result.t_end
@@ -170,3 +176,77 @@ def test_sessions_on_one_reactor_stream_the_mocks_answers_on_kept_connections():
                 assert same_text(RULES.spec, result.text, entries[-1]["answer"])
         for session in sessions:
             session.close()
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A loopback TCP connection: the kind of socket the kernel stamps."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        server, _ = listener.accept()
+    for sock in (client, server):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client, server
+
+
+def read_a_token_made_late(client: socket.socket, server: socket.socket) -> int:
+    """A token written while the hub is then held for 80 ms, as a long parse or a collection would:
+    how long after its write the reader timed it (ns)."""
+    written: list[int] = []
+    hold = get_original("time", "sleep")  # blocks the whole hub
+
+    def serve() -> None:
+        server.sendall(HEAD + token("first"))
+        gevent.sleep(0.05)
+        written.append(clock())
+        server.sendall(token("late"))
+        hold(0.08)
+        gevent.sleep(0.01)  # the token is read alone, before the end arrives
+        server.sendall(DONE)
+
+    writer = gevent.spawn(serve)
+    result, _ = read(client)
+    writer.join(timeout=5)
+    client.close()
+    server.close()
+    assert result.ok, result.error_detail
+    return result.token_times[1] - written[0]
+
+
+@pytest.mark.skipif(SO_TIMESTAMPNS is None, reason="the kernel gives no receive stamps on this platform")
+def test_a_read_made_late_keeps_the_kernels_arrival_time():
+    """The token is timed at its arrival (the kernel's stamp), not when the busy process read it."""
+    late = read_a_token_made_late(*tcp_pair())
+    assert 0 <= late < 5_000_000, f"stamped {late / 1e6:.1f} ms after the write (the hub was held 80 ms)"
+
+
+def test_a_read_made_late_without_kernel_stamps_is_timed_when_read():
+    """A socket pair (not TCP) has no kernel stamps: the time taken after the read stands."""
+    assert read_a_token_made_late(*pair()) >= 70_000_000
+
+
+def test_a_digest_cut_at_its_slice_keeps_every_streams_reads_in_order(monkeypatch: pytest.MonkeyPatch):
+    """With no time for parsing at all, the digest stops after every 16 reads and resumes after the
+    next poll: each stream still gets its reads in order, whole."""
+    import loadtests._reactor as reactor_module
+
+    monkeypatch.setattr(reactor_module, "DIGEST_SLICE_NS", 0)
+    resumer = reactor()._resumer
+    resumed = []
+
+    class Counting:  # the reactor's own resume timer, its starts counted
+        active = property(lambda self: resumer.active)
+
+        def start(self, callback: object) -> None:
+            resumed.append(1)
+            resumer.start(callback)
+
+    monkeypatch.setattr(reactor(), "_resumer", Counting())
+    pairs = [pair() for _ in range(60)]
+    words = [f"t{i}" for i in range(20)]
+    for result, _ in read_in_rounds(pairs, words):  # 60 reads ready at once each round: slices of 16
+        assert result.ok, result.error_detail
+        assert result.text == "".join(words) and result.token_times == sorted(result.token_times)
+    assert resumed, "the digest was never cut at its slice"
+    for client, server in pairs:
+        client.close()
+        server.close()
