@@ -4,14 +4,16 @@ A contract profile (YAML, `contracts/profiles/`) maps a chat API's abstract oper
 calls and says what its event streams look like: their event kinds, grammar, join rule and field
 rules. The conformance suite judges an implementation by it, the load harness drives it, and the
 mock dialects' load profiles (`contracts/dialects/`) use the same format. Here too: the event
-grammar matcher, the `{template}` engine and JSON paths, the YAML reader whose errors name the file
-and the field, the check catalogue (`checks.yaml`), the run settings a run is told about the
-implementation (`SETTINGS`, each with its default and meaning) and the bearer tokens the contracts take.
+grammar matcher, a lean incremental SSE splitter (`EventSplitter`), the `{template}` engine and
+JSON paths, the YAML reader whose errors name the file and the field, the check catalogue
+(`checks.yaml`), the run settings a run is told about the implementation (`SETTINGS`, each with
+its default and meaning) and the bearer tokens the contracts take.
 
 Pure data and pure functions; this package imports no other package of the harness.
 """
 
 from ._catalog import CATALOG, CheckInfo, Citation
+from ._event_splitter import EventSplitter
 from ._grammar import Grammar, GrammarError, GrammarMatcher, GrammarVerdict
 from ._paths import field_value, json_path, json_values
 from ._profiles import (
@@ -57,6 +59,7 @@ __all__ = [
     "Call",
     "CheckInfo",
     "Citation",
+    "EventSplitter",
     "Grammar",
     "GrammarError",
     "GrammarMatcher",

@@ -18,10 +18,8 @@ from typing import Any
 
 import msgspec
 
-from contracts import GrammarMatcher, StreamSpec, normalize
+from contracts import EventSplitter, GrammarMatcher, StreamSpec, normalize
 from mockllm import count_tokens
-
-from ._events import EventSplitter
 
 _loads = msgspec.json.Decoder().decode  # four times json.loads's speed; the hot path's largest cost
 Path = tuple[tuple[str, int], ...]  # each step: (the key, its list index or -1)

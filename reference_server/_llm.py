@@ -23,8 +23,9 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
+from contracts import EventSplitter
+
 from ._settings import ModelRoute, Settings
-from ._sse_decoder import SseDecoder, UpstreamEvent
 from ._stall import StallWatch
 
 ChatMessages = Sequence[dict[str, str]]  # [{"role": "user" | "assistant" | "system", "content": str}]
@@ -63,8 +64,9 @@ class Provider(Protocol):
         """(url, headers, JSON body) of a streamed request."""
         ...
 
-    def read(self, event: UpstreamEvent, state: StreamState) -> str | None:
-        """The text this event carries, if any; marks `state.done`; raises `LlmError` on an error event."""
+    def read(self, kind: str, data: str, state: StreamState) -> str | None:
+        """The text this event (its type and data) carries, if any; marks `state.done`; raises
+        `LlmError` on an error event."""
         ...
 
 
@@ -115,16 +117,16 @@ class OpenAIChat:
         body = {"model": model, "messages": list(messages), "stream": True, "stream_options": {"include_usage": True}}
         return f"{base_url.rstrip('/')}/chat/completions", {"authorization": f"Bearer {api_key}"}, body
 
-    def read(self, event: UpstreamEvent, state: StreamState) -> str | None:
-        if event.data == "[DONE]":
+    def read(self, kind: str, data: str, state: StreamState) -> str | None:
+        if data == "[DONE]":
             state.done = True
             return None
         try:  # the usual chunk, typed: only the fields read here are built, the rest is skipped
-            chunk = _decode_chunk(event.data)
+            chunk = _decode_chunk(data)
         except msgspec.DecodeError:  # any other shape (or not JSON): read as a plain value, as ever
-            return self._read_value(_json(event.data), state)
+            return self._read_value(_json(data), state)
         if chunk.error is not msgspec.UNSET:  # an error event: its text is read from the whole value
-            return self._read_value(_json(event.data), state)
+            return self._read_value(_json(data), state)
         usage = chunk.usage
         if usage:
             state.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
@@ -162,19 +164,18 @@ class AnthropicMessages:
         headers = {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
         return f"{_root(base_url)}/v1/messages", headers, body
 
-    def read(self, event: UpstreamEvent, state: StreamState) -> str | None:
-        kind = event.event
+    def read(self, kind: str, data: str, state: StreamState) -> str | None:
         if kind == "content_block_delta":
-            return _json(event.data).get("delta", {}).get("text") or None
+            return _json(data).get("delta", {}).get("text") or None
         if kind == "message_start":
-            usage = _json(event.data).get("message", {}).get("usage", {})
+            usage = _json(data).get("message", {}).get("usage", {})
             state.usage.prompt_tokens = usage.get("input_tokens", 0)
         elif kind == "message_delta":
-            state.usage.completion_tokens = _json(event.data).get("usage", {}).get("output_tokens", 0)
+            state.usage.completion_tokens = _json(data).get("usage", {}).get("output_tokens", 0)
         elif kind == "message_stop":
             state.done = True
         elif kind == "error":
-            raise LlmError(_error_text(_json(event.data)))
+            raise LlmError(_error_text(_json(data)))
         return None
 
 
@@ -194,8 +195,8 @@ class GeminiGenerate:
         url = f"{_root(base_url)}/v1beta/models/{model}:streamGenerateContent?alt=sse"
         return url, {"x-goog-api-key": api_key}, body
 
-    def read(self, event: UpstreamEvent, state: StreamState) -> str | None:
-        payload = _json(event.data)
+    def read(self, kind: str, data: str, state: StreamState) -> str | None:
+        payload = _json(data)
         if "error" in payload:
             raise LlmError(_error_text(payload))
         usage = payload.get("usageMetadata")
@@ -254,7 +255,7 @@ class LlmClient:
         """The answer's text chunks as the LLM sends them; `LlmError` if it fails at any point.
 
         The per-token path is kept flat: one `readany()` per socket chunk, fed to an incremental
-        decoder (`SseDecoder`), and a stall found by one timer per stream (`StallWatch`), not by
+        splitter (`contracts.EventSplitter`), and a stall found by one timer per stream (`StallWatch`), not by
         aiohttp's `sock_read`, which re-arms a timer on every chunk."""
         provider, base_url, api_key = self._route(model)
         url, headers, body = provider.request(base_url, api_key, model, messages)
@@ -272,7 +273,7 @@ class LlmClient:
                 content = response.content
                 watch = StallWatch(content, self._read_timeout_s, lambda: content.set_exception(UpstreamStalled()))
                 try:
-                    decoder, read = SseDecoder(), provider.read
+                    splitter, read = EventSplitter(), provider.read
                     while True:
                         failure: aiohttp.ClientPayloadError | None = None
                         try:
@@ -282,17 +283,17 @@ class LlmClient:
                             # before the drop are still buffered; their events go out first (the client saw
                             # them, and the profile must relay them), then the error.
                             salvage = getattr(content, "_read_nowait", None)  # aiohttp 3.x internal; best effort
-                            events, failure = decoder.salvage(salvage(-1) if salvage else b""), err
+                            events, failure = splitter.feed(salvage(-1) if salvage else b""), err
                         else:
                             if not chunk:
                                 break
                             # Once done, read on to the end of the body (it follows the end event at once):
                             # a response read whole returns its connection to the pool for the next call.
-                            events = [] if state.done else decoder.feed(chunk)
-                        for event in events:  # each text out before the next event is read (it may fail)
+                            events = [] if state.done else splitter.feed(chunk)
+                        for kind, data in events:  # each text out before the next event is read (it may fail)
                             if state.done:
                                 break
-                            text = read(event, state)
+                            text = read(kind, data, state)
                             if text:
                                 yield text
                         if failure is not None:

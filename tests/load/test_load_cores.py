@@ -9,9 +9,8 @@ import statistics
 
 import pytest
 
-from contracts import SpecError
+from contracts import EventSplitter, SpecError
 from loadtests._config import resolve_profile
-from loadtests._events import EventSplitter
 from loadtests._histogram import Histogram, bucket_bounds, bucket_of
 from loadtests._http import ProtocolError, ResponseParser
 from loadtests._measure import StreamMeter, StreamRules

@@ -1,9 +1,9 @@
-"""The reference server's per-token path as pure parts: the upstream SSE decoder, the typed read of
-an OpenAI chunk, the templated token events, and the stall watch that replaced aiohttp's per-chunk
-read timer.
+"""The reference server's per-token path as pure parts: the upstream SSE splitter it reads with
+(`contracts.EventSplitter`, shared with the load client), the typed read of an OpenAI chunk, the
+templated token events, and the stall watch that replaced aiohttp's per-chunk read timer.
 
-The decoder is checked against a plain line-by-line reading of the same rules (the one the server
-used before), with the body cut at every byte offset, fed a byte at a time, and whole.
+The splitter is checked against a plain line-by-line reading of the rules LLM APIs use (the one the
+server used before), with the body cut at every byte offset, fed a byte at a time, and whole.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from contracts import EventSplitter
 from reference_server._llm import OpenAIChat, StreamState, _json
-from reference_server._sse_decoder import SseDecoder, UpstreamEvent
 from reference_server._sse_encoder import data_event, text_event
 from reference_server._stall import StallWatch
 
 
-def reference_events(body: bytes) -> list[UpstreamEvent]:
+def reference_events(body: bytes) -> list[tuple[str, str]]:
     """The WHATWG rules an LLM API uses, read line by line over the whole body."""
     events, kind, data = [], "", []
     *lines, _ = body.split(b"\n")  # an unfinished last line is never a blank line
@@ -29,7 +29,7 @@ def reference_events(body: bytes) -> list[UpstreamEvent]:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             if data:
-                events.append(UpstreamEvent(kind or "message", "\n".join(data)))
+                events.append((kind or "message", "\n".join(data)))
             kind, data = "", []
             continue
         name, _, value = line.partition(":")
@@ -41,9 +41,9 @@ def reference_events(body: bytes) -> list[UpstreamEvent]:
     return events
 
 
-def decoded(pieces: list[bytes]) -> list[UpstreamEvent]:
-    decoder = SseDecoder()
-    return [event for piece in pieces for event in decoder.feed(piece)]
+def decoded(pieces: list[bytes]) -> list[tuple[str, str]]:
+    splitter = EventSplitter()
+    return [event for piece in pieces for event in splitter.feed(piece)]
 
 
 BODIES = [
@@ -56,7 +56,7 @@ BODIES = [
 
 
 @pytest.mark.parametrize("body", BODIES)
-def test_decoder_gives_the_line_by_line_events_however_the_body_is_cut(body: bytes) -> None:
+def test_splitter_gives_the_line_by_line_events_however_the_body_is_cut(body: bytes) -> None:
     expected = reference_events(body)
     assert expected  # every body has events
     assert decoded([body]) == expected
@@ -71,11 +71,12 @@ def test_one_whole_data_event_per_chunk_is_the_fast_path_and_the_same_event() ->
         assert decoded([chunk]) == reference_events(chunk), chunk
 
 
-def test_salvage_gives_the_events_completed_and_drops_the_unfinished_line() -> None:
-    decoder = SseDecoder()
-    assert decoder.feed(b"data: a\n\ndata: b") == [UpstreamEvent("message", "a")]
-    assert decoder.salvage(b"\n\ndata: c") == [UpstreamEvent("message", "b")]
-    assert decoder.feed(b"\n\n") == []  # "data: c" was dropped with the cut body
+def test_a_cut_bodys_last_bytes_give_the_events_they_complete_and_leave_the_unfinished_one() -> None:
+    """What the stream reads from a body cut off by an error: the events completed, never the rest."""
+    splitter = EventSplitter()
+    assert splitter.feed(b"data: a\n\ndata: b") == [("message", "a")]
+    assert splitter.feed(b"\n\ndata: c") == [("message", "b")]
+    assert splitter.pending == b"data: c"  # unfinished: the stream raises instead of reading on
 
 
 @pytest.mark.parametrize("text", ["", "plain", 'quo"te \\ back', "line\nbreak\t\x00", "é ☃ \u2028 😀"])
@@ -153,5 +154,5 @@ def outcome(read: Callable[[StreamState], str | None]) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("data", OPENAI_CHUNKS)
 def test_openai_typed_read_agrees_with_the_plain_read(data: str) -> None:
-    typed = outcome(lambda state: OpenAIChat().read(UpstreamEvent("message", data), state))
+    typed = outcome(lambda state: OpenAIChat().read("message", data, state))
     assert typed == outcome(lambda state: plain_openai_read(data, state))

@@ -1,8 +1,10 @@
-"""A lean incremental `text/event-stream` splitter for the load path.
+"""A lean incremental `text/event-stream` splitter, for the parts that read streams by the thousand.
 
-The conformance decoder (`scenarios` SSEDecoder) keeps every byte, offset and tolerated deviation, which a
-load client that reads thousands of events a second cannot afford. This one keeps only what a load
-figure needs: each event's type and data, in order, as soon as its dispatching blank line arrives.
+The conformance decoder (`scenarios` SSEDecoder) keeps every byte, offset and tolerated deviation, which
+a load client reading thousands of events a second, or a server relaying an LLM's tokens, cannot
+afford. This one keeps only what they need: each event's type and data, in order, as soon as its
+dispatching blank line arrives. The load client (`loadtests`) and the reference server's upstream
+reader (`reference_server`) both use it.
 It follows the same WHATWG rules for what it keeps (CRLF, LF or a lone CR end a line, also split
 across reads; one leading BOM is dropped; `data:` lines join with LF; one space after the colon is
 dropped; comments and other fields are skipped), and works on whole blocks, so a multi-byte
