@@ -137,6 +137,7 @@ class Connection(asyncio.Protocol):
         "_queue",
         "_task",
         "_timer",
+        "_timer_due",
         "_too_large",
         "_transport",
         "_url",
@@ -153,6 +154,7 @@ class Connection(asyncio.Protocol):
         self._paused = False  # the transport's buffer is full: writes wait for resume_writing
         self._on_writable: Callable[[], None] | None = None  # a player waiting for that
         self._timer: asyncio.TimerHandle | None = None  # the idle, head or linger timeout
+        self._timer_due = 0.0  # when it is due, on perf_counter (the loop's clock runs in whole ms)
         # Parser state of the request being read.
         self._in_head = True  # the next bytes fed belong to a request head (or precede one)
         self._head_bytes = 0  # bytes of that head fed so far, in whole slices
@@ -252,6 +254,7 @@ class Connection(asyncio.Protocol):
     def _set_timer(self, seconds: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._timer_due = perf_counter() + seconds
         self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
 
     def _clear_timer(self) -> None:
@@ -261,9 +264,14 @@ class Connection(asyncio.Protocol):
 
     def _expire(self) -> None:
         """The timer ran out: a request that did not arrive whole in time gets 408, an idle
-        connection is closed."""
+        connection is closed. uvloop's timers count from the loop's cached millisecond clock, so one
+        can fire a little before its time; it is then set again for the rest, never early."""
         self._timer = None
         if self._transport is None:
+            return
+        early = self._timer_due - perf_counter()
+        if early > 0:
+            self._timer = asyncio.get_running_loop().call_later(max(early, 0.001), self._expire)
             return
         limits = self._http.limits
         if self._in_message and self._in_head:
